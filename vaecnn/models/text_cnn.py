@@ -1,0 +1,526 @@
+"""CNN for sentence classification (Kim, 2014), following section 5 of the course notes.
+
+Forward pass for one sentence of T words, each a D-dimensional vector (row t of ``x_TxD``):
+
+1. **Convolution** over time, one layer per kernel width k with its own number of output
+   channels C_k (VALID padding, stride 1)::
+
+       z[i, c] = relu( sum_{j=0}^{k-1} sum_d x[i + j, d] * W[j, d, c] + b[c] ),
+       i = 0 .. T - k,   so  z_(T-k+1)xC_k.
+
+   Trainable parameters of one layer: ``k * D * C_k + C_k``.
+2. **Max-pool over time**, per channel: ``p[c] = max_i z[i, c]`` -> ``p_C_k``. Windows that
+   overlap padding are excluded from the max (see *Padding* below).
+3. **Concatenate** the pooled vectors of all widths -> ``feat_F`` with ``F = sum_k C_k``.
+4. **Dropout** on ``feat_F`` (Kim: p = 0.5, training only).
+5. **Fully connected** layer ``logits = feat @ V + a`` -> ``logits_K`` (K classes;
+   ``F * K + K`` parameters).
+6. **Softmax** ``probs = softmax(logits)``. :class:`TextCNN` returns *logits*; the softmax is
+   applied inside the loss (``optax.softmax_cross_entropy_with_integer_labels``) or by
+   :meth:`TextCNN.predict_proba`.
+
+The notes' worked example (:data:`TOY_NETWORK`): T = 11, widths (2, 4) with (4, 5) channels
+-> conv outputs 10x4 and 8x5, pooled 4 and 5, concatenation 9, dense 9 -> 2. See
+:func:`toy_layer_table` / :func:`format_table`.
+
+Shape suffixes: B batch, T time (words), D embedding features, C channels of one conv layer,
+F concatenated features, K classes, V vocabulary size.
+
+Padding
+-------
+Token id 0 is padding and sequences are **right-padded**. The real length of a row is
+``length_B`` if given, else one past the last non-zero token. Embeddings at padded positions
+are set to zero, and a window start ``i`` of a width-k layer is *valid* iff
+
+    i + k <= max(L, k)
+
+i.e. the window lies entirely inside the L real words; padded windows get ``-inf`` before the
+max so they can never win it. A sentence *shorter than the kernel* (L < k) has no complete
+window; for it the single window starting at 0 counts as valid: the L words followed by k - L
+zero vectors (ordinary zero-padding of a too-short input, as Kim's code does by padding every
+sentence with k - 1 zero vectors). If the whole batch is shorter than the widest kernel
+(T < max k) the input is padded with zeros to T = max k, so the VALID convolution always
+has at least one output position. All of this makes the logits independent of how many extra
+padding columns a batch carries.
+
+Embedding modes (Kim, 2014, section 3.1)
+----------------------------------------
+* ``"rand"``: table initialised uniformly in [-0.25, 0.25] and trained.
+* ``"static"``: table = ``pretrained``, kept fixed: the forward pass applies
+  ``jax.lax.stop_gradient`` to the table, so its gradient is exactly zero. Plain SGD, Adam or
+  Adadelta then never change it; with *decoupled weight decay* (``optax.adamw``) a zero
+  gradient does not suffice: mask it out with :func:`trainable_mask`.
+* ``"non-static"``: table = ``pretrained``, fine-tuned.
+* ``"multichannel"``: two tables, both initialised from ``pretrained``: a static copy
+  (``embedding_static``, stop_gradient) and a fine-tuned one (``embedding``). Every filter is
+  applied to both channels and the results added, with one bias::
+
+      z[i, c] = relu( (W * x_static)[i, c] + (W * x_nonstatic)[i, c] + b[c] )
+              = relu( (W * (x_static + x_nonstatic))[i, c] + b[c] )
+
+  (convolution is linear in its input), so the implementation convolves the sum of the two
+  channels with the shared ``nn.Conv``: same filters, same parameter count as one channel.
+
+Parameter tree (``variables["params"]``): ``embedding`` (VxD, rand / non-static /
+multichannel), ``embedding_static`` (VxD, static / multichannel), ``convs_<i>/{kernel
+(k_i, D, C_i), bias (C_i,)}`` for the i-th width, ``dense/{kernel (F, K), bias (K,)}``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import math
+from typing import Any, NamedTuple, Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
+RAND_INIT_SCALE = 0.25  # Kim: unknown / random vectors ~ U[-0.25, 0.25]
+# Conv and dense kernels: Glorot uniform, U[-r, r] with r = sqrt(6 / (fan_in + fan_out)), as
+# in Kim's code for the filters (biases start at zero). Uniform also keeps XLA compiles cheap.
+KERNEL_INIT = nn.initializers.glorot_uniform()
+
+# Parameter names (leaves of variables["params"]).
+EMBEDDING = "embedding"
+EMBEDDING_STATIC = "embedding_static"
+DENSE = "dense"
+
+__all__ = [
+    "EMBEDDING_MODES",
+    "TextCNN",
+    "valid_window_mask",
+    "sequence_lengths",
+    "max_norm_project",
+    "max_norm_constraint",
+    "trainable_mask",
+    "count_params",
+    "ToyNetwork",
+    "TOY_NETWORK",
+    "toy_config",
+    "toy_model",
+    "LayerRow",
+    "toy_layer_table",
+    "format_table",
+]
+
+
+def sequence_lengths(tokens_BxT: jax.Array) -> jax.Array:
+    """Real lengths of right-padded rows: one past the last non-zero token (0 if none)."""
+    T = tokens_BxT.shape[1]
+    positions_1xT = jnp.arange(1, T + 1, dtype=jnp.int32)[None, :]
+    return jnp.max(jnp.where(tokens_BxT != 0, positions_1xT, 0), axis=1)
+
+
+def valid_window_mask(length_B: jax.Array, num_windows: int, width: int) -> jax.Array:
+    """``mask_BxW[b, i]`` is True iff window start i of a width-``width`` kernel is valid.
+
+    Valid means ``i + width <= max(length_B[b], width)``: the window lies inside the real
+    words, or, for a row shorter than the kernel, it is the first window (zero-padded).
+    ``num_windows = T - width + 1``.
+    """
+    start_1xW = jnp.arange(num_windows, dtype=jnp.int32)[None, :]
+    limit_Bx1 = jnp.maximum(length_B, width)[:, None]
+    return start_1xW + width <= limit_Bx1
+
+
+class TextCNN(nn.Module):
+    """Kim (2014) CNN for sentence classification; see the module docstring for the maths.
+
+    Attributes:
+      num_classes: K, size of the output layer.
+      widths: kernel widths k, one convolution layer per entry (Kim: 3, 4, 5).
+      channels: output channels C_k of each layer (Kim: 100 each); same length as ``widths``.
+      embed_dim: D, word-vector size (taken from ``pretrained`` if that is given).
+      vocab_size: V, rows of the embedding table, including padding id 0 (taken from
+        ``pretrained`` if given). 0 means no embedding layer: only the ``*_embedded``
+        methods can be used (the notes' toy network).
+      dropout_rate: dropout on the concatenated features (Kim: 0.5).
+      embedding_mode: one of ``"rand"``, ``"static"``, ``"non-static"``, ``"multichannel"``.
+      pretrained: VxD matrix (e.g. from :func:`vaecnn.embeddings.build_embedding_matrix`)
+        that initialises the table(s); required by every mode except ``"rand"``, where it
+        must be None.
+
+    Call ``model.apply(variables, tokens_BxT, deterministic=...)`` -> ``logits_BxK``; with
+    ``deterministic=False`` pass ``rngs={"dropout": key}``. Intermediate tensors are sown in
+    the ``"intermediates"`` collection (``conv<i>`` (B, T-k+1, C), ``pool<i>`` (B, C),
+    ``concat`` (B, F), ``logits`` (B, K), ``softmax`` (B, K) for ``predict_proba*``).
+    """
+
+    num_classes: int
+    widths: Sequence[int] = (3, 4, 5)
+    channels: Sequence[int] = (100, 100, 100)
+    embed_dim: int = 300
+    vocab_size: int = 0
+    dropout_rate: float = 0.5
+    embedding_mode: str = "rand"
+    pretrained: Any = None
+
+    # ------------------------------------------------------------------ configuration
+    def _check_config(self) -> None:
+        widths, channels = tuple(self.widths), tuple(self.channels)
+        if len(widths) != len(channels):
+            raise ValueError(
+                f"TextCNN: widths {widths} and channels {channels} must have the same length "
+                "(one channel count per kernel width)"
+            )
+        if not widths:
+            raise ValueError("TextCNN: needs at least one kernel width")
+        if any(int(k) < 1 for k in widths) or any(int(c) < 1 for c in channels):
+            raise ValueError(f"TextCNN: widths {widths} and channels {channels} must be >= 1")
+        if self.embedding_mode not in EMBEDDING_MODES:
+            raise ValueError(
+                f"TextCNN: embedding_mode={self.embedding_mode!r} is not one of {EMBEDDING_MODES}"
+            )
+        if self.embedding_mode == "rand":
+            if self.pretrained is not None:
+                raise ValueError(
+                    "TextCNN: embedding_mode='rand' initialises the table at random; "
+                    "pass pretrained=None (or choose static / non-static / multichannel)"
+                )
+        elif self.pretrained is None:
+            raise ValueError(
+                f"TextCNN: embedding_mode={self.embedding_mode!r} needs a pretrained VxD matrix"
+            )
+        elif np.ndim(self.pretrained) != 2:
+            raise ValueError(
+                f"TextCNN: pretrained must be a VxD matrix, got shape {np.shape(self.pretrained)}"
+            )
+
+    @property
+    def table_shape(self) -> tuple[int, int]:
+        """(V, D) of the embedding table(s)."""
+        if self.pretrained is not None:
+            return tuple(int(n) for n in np.shape(self.pretrained))  # type: ignore[return-value]
+        return int(self.vocab_size), int(self.embed_dim)
+
+    @property
+    def has_embedding(self) -> bool:
+        return self.pretrained is not None or self.vocab_size > 0
+
+    def setup(self) -> None:
+        self._check_config()
+        if self.has_embedding:
+            V, D = self.table_shape
+            if self.pretrained is not None:
+                matrix_VxD = jnp.asarray(self.pretrained, jnp.float32)
+
+                def init(key, shape, dtype=jnp.float32):
+                    del key
+                    return jnp.asarray(matrix_VxD, dtype).reshape(shape)
+            else:
+
+                def init(key, shape, dtype=jnp.float32):
+                    table = jax.random.uniform(
+                        key, shape, dtype, -RAND_INIT_SCALE, RAND_INIT_SCALE
+                    )
+                    return table.at[0].set(0.0)  # padding row
+
+            if self.embedding_mode in ("rand", "non-static", "multichannel"):
+                self.embedding = self.param(EMBEDDING, init, (V, D))
+            if self.embedding_mode in ("static", "multichannel"):
+                self.embedding_static = self.param(EMBEDDING_STATIC, init, (V, D))
+        self.convs = [
+            nn.Conv(
+                features=int(c), kernel_size=(int(k),), padding="VALID", kernel_init=KERNEL_INIT
+            )
+            for k, c in zip(self.widths, self.channels)
+        ]
+        self.dense = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT)
+        self.dropout = nn.Dropout(rate=self.dropout_rate)
+
+    # ------------------------------------------------------------------ forward pass
+    def embed(self, tokens_BxT: jax.Array) -> jax.Array:
+        """Look up ``tokens_BxT`` -> ``x_BxTxD``.
+
+        For ``"multichannel"`` this is the *sum* of the static and non-static channels, which
+        fed to the shared convolutions equals applying each filter to both channels and
+        adding the results (see the module docstring). The static table passes through
+        ``jax.lax.stop_gradient``. Padded positions are zeroed later, in
+        :meth:`classify_embedded`.
+        """
+        if not self.has_embedding:
+            raise ValueError(
+                "TextCNN: this model has no embedding layer (vocab_size=0 and no pretrained "
+                "matrix); call classify_embedded(x_BxTxD) with precomputed word vectors"
+            )
+        tokens_BxT = jnp.asarray(tokens_BxT, jnp.int32)
+        x_BxTxD = None
+        if self.embedding_mode in ("static", "multichannel"):
+            table_VxD = jax.lax.stop_gradient(self.embedding_static)
+            x_BxTxD = jnp.take(table_VxD, tokens_BxT, axis=0)
+        if self.embedding_mode in ("rand", "non-static", "multichannel"):
+            xn_BxTxD = jnp.take(self.embedding, tokens_BxT, axis=0)
+            x_BxTxD = xn_BxTxD if x_BxTxD is None else x_BxTxD + xn_BxTxD
+        return x_BxTxD
+
+    def __call__(
+        self,
+        tokens_BxT: jax.Array,
+        length_B: jax.Array | None = None,
+        *,
+        deterministic: bool,
+    ) -> jax.Array:
+        """``tokens_BxT`` (int, 0 = padding, right-padded) -> ``logits_BxK``.
+
+        ``length_B`` overrides the lengths derived from ``tokens != 0``.
+        """
+        if length_B is None:
+            length_B = sequence_lengths(jnp.asarray(tokens_BxT))
+        return self.classify_embedded(
+            self.embed(tokens_BxT), length_B, deterministic=deterministic
+        )
+
+    def pooled_features(
+        self, x_BxTxD: jax.Array, length_B: jax.Array | None = None
+    ) -> jax.Array:
+        """Embedded words -> concatenated max-pooled features ``feat_BxF`` (before dropout).
+
+        ``length_B`` defaults to T for every row (no padding).
+        """
+        x_BxTxD = jnp.asarray(x_BxTxD)
+        B, T, _ = x_BxTxD.shape
+        if length_B is None:
+            length_B = jnp.full((B,), T, jnp.int32)
+        length_B = jnp.minimum(jnp.asarray(length_B, jnp.int32), T)
+        # Zero the padded positions, so a too-short sentence's single window is zero-padded.
+        real_BxT = jnp.arange(T)[None, :] < length_B[:, None]
+        x_BxTxD = jnp.where(real_BxT[:, :, None], x_BxTxD, 0.0)
+        max_width = max(int(k) for k in self.widths)
+        if T < max_width:  # VALID conv needs T >= k: pad the batch with zero columns.
+            x_BxTxD = jnp.pad(x_BxTxD, ((0, 0), (0, max_width - T), (0, 0)))
+        pooled = []
+        for i, (k, conv) in enumerate(zip(self.widths, self.convs)):
+            z_BxWxC = nn.relu(conv(x_BxTxD))  # W = T - k + 1 windows
+            self.sow("intermediates", f"conv{i}", z_BxWxC)
+            valid_BxW = valid_window_mask(length_B, z_BxWxC.shape[1], int(k))
+            masked_BxWxC = jnp.where(valid_BxW[:, :, None], z_BxWxC, -jnp.inf)
+            p_BxC = jnp.max(masked_BxWxC, axis=1)  # every row has >= 1 valid window
+            self.sow("intermediates", f"pool{i}", p_BxC)
+            pooled.append(p_BxC)
+        feat_BxF = jnp.concatenate(pooled, axis=-1)
+        self.sow("intermediates", "concat", feat_BxF)
+        return feat_BxF
+
+    def classify_embedded(
+        self,
+        x_BxTxD: jax.Array,
+        length_B: jax.Array | None = None,
+        *,
+        deterministic: bool,
+    ) -> jax.Array:
+        """Precomputed word vectors ``x_BxTxD`` (the notes' 11xD input) -> ``logits_BxK``."""
+        feat_BxF = self.pooled_features(x_BxTxD, length_B)
+        feat_BxF = self.dropout(feat_BxF, deterministic=deterministic)
+        logits_BxK = self.dense(feat_BxF)
+        self.sow("intermediates", "logits", logits_BxK)
+        return logits_BxK
+
+    def predict_proba(
+        self, tokens_BxT: jax.Array, length_B: jax.Array | None = None
+    ) -> jax.Array:
+        """Class probabilities ``softmax(logits)_BxK`` (deterministic, no dropout)."""
+        probs_BxK = jax.nn.softmax(self(tokens_BxT, length_B, deterministic=True), axis=-1)
+        self.sow("intermediates", "softmax", probs_BxK)
+        return probs_BxK
+
+    def predict_proba_embedded(
+        self, x_BxTxD: jax.Array, length_B: jax.Array | None = None
+    ) -> jax.Array:
+        """Class probabilities from precomputed word vectors (deterministic)."""
+        logits_BxK = self.classify_embedded(x_BxTxD, length_B, deterministic=True)
+        probs_BxK = jax.nn.softmax(logits_BxK, axis=-1)
+        self.sow("intermediates", "softmax", probs_BxK)
+        return probs_BxK
+
+
+# ---------------------------------------------------------------------- training helpers
+def _params_root(tree: Any) -> tuple[Any, bool]:
+    """Accept either ``variables`` ({"params": ...}) or the params dict itself."""
+    if isinstance(tree, dict) and "params" in tree and DENSE not in tree:
+        return tree["params"], True
+    return tree, False
+
+
+def _project_columns(kernel_FxK: jax.Array, max_norm: float) -> jax.Array:
+    norm_1xK = jnp.sqrt(jnp.sum(jnp.square(kernel_FxK), axis=0, keepdims=True))
+    scale_1xK = jnp.where(norm_1xK > max_norm, max_norm / jnp.maximum(norm_1xK, 1e-12), 1.0)
+    return kernel_FxK * scale_1xK.astype(kernel_FxK.dtype)
+
+
+def max_norm_project(params: Any, max_norm: float = 3.0) -> Any:
+    """Kim's max-norm constraint, applied after an optimiser step (pure function).
+
+    Touches **only** the final Dense kernel ``dense/kernel`` (F x K). For every column
+    ``w = kernel[:, j]`` (the weight vector feeding class j)::
+
+        w <- w * s / ||w||_2   if ||w||_2 > s,   else unchanged   (s = max_norm, Kim: 3)
+
+    Accepts ``variables`` ({"params": {...}}) or the params dict; returns the same structure,
+    every other leaf is returned as is. Works under ``jax.jit``.
+    """
+    root, wrapped = _params_root(params)
+    if DENSE not in root or "kernel" not in root[DENSE]:
+        raise KeyError(f"max_norm_project: no '{DENSE}/kernel' leaf in params")
+    dense = dict(root[DENSE])
+    dense["kernel"] = _project_columns(dense["kernel"], max_norm)
+    new_root = dict(root)
+    new_root[DENSE] = dense
+    if wrapped:
+        out = dict(params)
+        out["params"] = new_root
+        return out
+    return new_root
+
+
+def max_norm_constraint(max_norm: float = 3.0) -> optax.GradientTransformation:
+    """:func:`max_norm_project` as an optax transformation; put it **last** in the chain.
+
+    ``update`` rewrites only the ``dense/kernel`` update so that ``params + update`` equals
+    the projected new kernel; every other update passes through unchanged.
+    """
+
+    def init_fn(params):
+        del params
+        return optax.EmptyState()
+
+    def update_fn(updates, state, params=None):
+        if params is None:
+            raise ValueError("max_norm_constraint needs params: call update(updates, state, params)")
+        u_root, _ = _params_root(updates)
+        p_root, _ = _params_root(params)
+        kernel = p_root[DENSE]["kernel"]
+        new_kernel = _project_columns(kernel + u_root[DENSE]["kernel"], max_norm)
+        new_u_dense = dict(u_root[DENSE])
+        new_u_dense["kernel"] = new_kernel - kernel
+        new_u_root = dict(u_root)
+        new_u_root[DENSE] = new_u_dense
+        if u_root is not updates:
+            out = dict(updates)
+            out["params"] = new_u_root
+            return out, state
+        return new_u_root, state
+
+    return optax.GradientTransformation(init_fn, update_fn)
+
+
+def trainable_mask(params: Any) -> Any:
+    """Pytree of bools like ``params``: False for ``embedding_static`` (frozen), else True.
+
+    Use with ``optax.masked`` (e.g. around weight decay) or ``optax.multi_transform``; the
+    static table already gets zero gradients from ``stop_gradient``.
+    """
+
+    def keep(path, leaf):
+        del leaf
+        return not any(getattr(p, "key", None) == EMBEDDING_STATIC for p in path)
+
+    return jax.tree_util.tree_map_with_path(keep, params)
+
+
+def count_params(tree: Any) -> int:
+    """Total number of scalars in a pytree of arrays."""
+    leaves = jax.tree_util.tree_leaves(tree)
+    return int(sum(math.prod(getattr(x, "shape", np.shape(x))) for x in leaves))
+
+
+# ---------------------------------------------------------------------- the notes' toy network
+@dataclasses.dataclass(frozen=True)
+class ToyNetwork:
+    """Section 5's worked example: 11 words, widths (2, 4) with (4, 5) channels, 2 classes."""
+
+    seq_len: int = 11
+    widths: tuple[int, ...] = (2, 4)
+    channels: tuple[int, ...] = (4, 5)
+    num_classes: int = 2
+
+
+TOY_NETWORK = ToyNetwork()
+
+
+def toy_config(embed_dim: int) -> dict[str, Any]:
+    """``TextCNN`` keyword arguments of the toy network for D = ``embed_dim``.
+
+    No embedding layer (``vocab_size=0``: the input is the 11xD matrix, use
+    ``classify_embedded``) and no dropout (the notes have none).
+    """
+    return dict(
+        num_classes=TOY_NETWORK.num_classes,
+        widths=TOY_NETWORK.widths,
+        channels=TOY_NETWORK.channels,
+        embed_dim=int(embed_dim),
+        vocab_size=0,
+        dropout_rate=0.0,
+        embedding_mode="rand",
+    )
+
+
+def toy_model(embed_dim: int) -> TextCNN:
+    return TextCNN(**toy_config(embed_dim))
+
+
+class LayerRow(NamedTuple):
+    layer: str
+    output_shape: tuple[int, ...]
+    params: int
+
+
+def toy_layer_table(embed_dim: int, key: jax.Array | None = None) -> list[LayerRow]:
+    """Rows (layer, output shape, trainable parameters) of the toy network for D = embed_dim.
+
+    Computed, not typed in: the toy :class:`TextCNN` is initialised on a 1x11xD input with
+    ``init_with_output(..., mutable=True)`` (evaluated under ``jax.eval_shape``: the real init
+    and forward pass, traced for shapes only, so no XLA compile), parameter counts are read
+    from the parameter tree and output shapes from the sown intermediates (batch dimension
+    dropped). Expected (the notes): conv k=2 -> (10, 4) with 2*D*4 + 4 params, max-pool ->
+    (4,), conv k=4 -> (8, 5) with 4*D*5 + 5, max-pool -> (5,), concatenation -> (9,),
+    dense -> (2,) with 9*2 + 2 = 20, softmax -> (2,). The first row is the input (11, D):
+    the table covers the network after the embedding, as the notes do.
+    """
+    if key is None:
+        key = jax.random.key(0)
+    model = toy_model(embed_dim)
+    x_1xTxD = jnp.zeros((1, TOY_NETWORK.seq_len, int(embed_dim)), jnp.float32)
+
+    def init(key, x_1xTxD):
+        return model.init_with_output(
+            key, x_1xTxD, method=TextCNN.predict_proba_embedded, mutable=True
+        )
+
+    _, variables = jax.eval_shape(init, key, x_1xTxD)
+    params, inter = variables["params"], variables["intermediates"]
+
+    def shape(name: str) -> tuple[int, ...]:
+        return tuple(int(n) for n in inter[name][0].shape[1:])
+
+    rows = [LayerRow("input", (TOY_NETWORK.seq_len, int(embed_dim)), 0)]
+    for i, k in enumerate(model.widths):
+        rows.append(LayerRow(f"conv k={k}", shape(f"conv{i}"), count_params(params[f"convs_{i}"])))
+        rows.append(LayerRow(f"max-pool k={k}", shape(f"pool{i}"), 0))
+    rows.append(LayerRow("concatenation", shape("concat"), 0))
+    rows.append(LayerRow("dense", shape("logits"), count_params(params[DENSE])))
+    rows.append(LayerRow("softmax", shape("softmax"), 0))
+    return rows
+
+
+def format_table(rows: Sequence[Sequence[Any]]) -> str:
+    """Aligned text table of (layer, output shape, params) rows plus a total row."""
+    header = ("layer", "output shape", "params")
+
+    def fmt_shape(s: Any) -> str:
+        return " x ".join(str(n) for n in s) if isinstance(s, (tuple, list)) else str(s)
+
+    body = [(str(r[0]), fmt_shape(r[1]), f"{int(r[2]):,}") for r in rows]
+    total = ("total", "", f"{sum(int(r[2]) for r in rows):,}")
+    w0 = max(len(r[0]) for r in [header, *body, total])
+    w1 = max(len(r[1]) for r in [header, *body, total])
+    w2 = max(len(r[2]) for r in [header, *body, total])
+
+    def line(r):
+        return f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:>{w2}}"
+
+    rule = "-" * (w0 + w1 + w2 + 4)
+    return "\n".join([line(header), rule, *map(line, body), rule, line(total)])

@@ -1,0 +1,114 @@
+"""The variational autoencoder of the notes, as flax.linen modules.
+
+The notes' pseudo-code, which `VAE.__call__` follows:
+    mu, logvar = encode(x)                   logvar = log sigma^2
+    z = sample_latent_space(mu, logvar)      reparameterization trick
+    x_tilde = decode(z)
+    div_KL = 1/2 sum_D exp(logvar) + mu^2 - 1 - logvar
+    reconstruction_loss = Fn_loss(x, x_tilde)  Bernoulli (BCE) or Gaussian (MSE)
+    loss = mean(reconstruction_loss + div_KL)
+    return x_tilde, loss
+"""
+
+import math
+from collections.abc import Sequence
+
+import flax.linen as nn
+import jax
+import jax.numpy as jnp
+
+from vaecnn import objectives
+from vaecnn.likelihoods import bernoulli_log_prob, gaussian_log_prob
+
+LIKELIHOODS = ("bernoulli", "gaussian")
+
+
+class MLPEncoder(nn.Module):
+    """q(z|x) = N(mean, diag(exp(logvar))): flatten, ReLU MLP, two linear heads."""
+    hidden_sizes: Sequence[int]
+    latent_dim: int
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h_BxF = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
+        for size in self.hidden_sizes:
+            h_BxF = nn.relu(nn.Dense(size)(h_BxF))
+        mean_BxZ = nn.Dense(self.latent_dim, name="mean")(h_BxF)
+        logvar_BxZ = nn.Dense(self.latent_dim, name="logvar")(h_BxF)
+        return mean_BxZ, logvar_BxZ
+
+
+class MLPDecoder(nn.Module):
+    """z -> one output per pixel (Bernoulli logits or Gaussian means), over any leading axes."""
+    hidden_sizes: Sequence[int]
+    output_shape: Sequence[int]  # (H, W, C)
+
+    @nn.compact
+    def __call__(self, z_NxZ: jax.Array) -> jax.Array:
+        h = z_NxZ
+        for size in self.hidden_sizes:
+            h = nn.relu(nn.Dense(size)(h))
+        out = nn.Dense(math.prod(self.output_shape), name="pixels")(h)
+        return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
+
+
+class VAE(nn.Module):
+    """Encoder, decoder and observation model p(x|z).
+
+    likelihood: 'bernoulli' (decoder outputs logits; x in [0, 1]) or 'gaussian' (decoder outputs
+    means; variance exp(gaussian_logvar) fixed, or a learned per-pixel log-variance when
+    gaussian_logvar is None).
+    """
+    encoder: nn.Module
+    decoder: nn.Module
+    likelihood: str = "bernoulli"
+    gaussian_logvar: float | None = 0.0
+
+    def setup(self):
+        if self.likelihood not in LIKELIHOODS:
+            raise ValueError(f"likelihood must be one of {LIKELIHOODS}, got {self.likelihood!r}")
+        if self.likelihood == "gaussian" and self.gaussian_logvar is None:
+            self.pixel_logvar = self.param("pixel_logvar", nn.initializers.zeros,
+                                           tuple(self.decoder.output_shape))
+
+    def encode(self, x: jax.Array) -> tuple[jax.Array, jax.Array]:
+        return self.encoder(x)
+
+    def decode(self, z: jax.Array) -> jax.Array:
+        """Decoder outputs: Bernoulli logits or Gaussian means, [..., H, W, C]."""
+        return self.decoder(z)
+
+    def log_likelihood(self, x_BxHxWxC: jax.Array, z_SxBxZ: jax.Array) -> jax.Array:
+        """log p(x|z) for each sample: [S, B] nats."""
+        outputs_SxBxHxWxC = self.decode(z_SxBxZ)
+        if self.likelihood == "bernoulli":
+            return bernoulli_log_prob(x_BxHxWxC, outputs_SxBxHxWxC, event_ndims=3)
+        logvar = self.pixel_logvar if self.gaussian_logvar is None else self.gaussian_logvar
+        return gaussian_log_prob(x_BxHxWxC, outputs_SxBxHxWxC, logvar, event_ndims=3)
+
+    def mean_image(self, z: jax.Array) -> jax.Array:
+        """E[x|z] in [0, 1]-ish pixel space, for pictures."""
+        outputs = self.decode(z)
+        return jax.nn.sigmoid(outputs) if self.likelihood == "bernoulli" else outputs
+
+    def reconstruct(self, x: jax.Array) -> jax.Array:
+        """The mean image decoded from the posterior mean: x -> E[x | z = mu(x)]."""
+        return self.mean_image(self.encode(x)[0])
+
+    def __call__(self, x: jax.Array, key: jax.Array,
+                 num_samples: int = 1) -> tuple[jax.Array, objectives.ElboTerms]:
+        """The notes' forward pass: returns (x_tilde, ElboTerms); loss = mean(-terms.elbo).
+
+        x_tilde is the decoder's mean image at the posterior mean z = mu (the reconstruction one
+        looks at); the ELBO averages `num_samples` reparameterized samples.
+        """
+        terms = objectives.elbo(key, x, self.encode, self.log_likelihood, num_samples)
+        return self.reconstruct(x), terms
+
+
+def make_vae(image_shape: Sequence[int], hidden_sizes: Sequence[int], latent_dim: int,
+             likelihood: str = "bernoulli", gaussian_logvar: float | None = 0.0) -> VAE:
+    """An MLP VAE; the decoder mirrors the encoder's hidden sizes."""
+    return VAE(encoder=MLPEncoder(tuple(hidden_sizes), latent_dim),
+               decoder=MLPDecoder(tuple(reversed(hidden_sizes)), tuple(image_shape)),
+               likelihood=likelihood, gaussian_logvar=gaussian_logvar)

@@ -1,0 +1,136 @@
+"""What runs leave behind: metrics.jsonl, results.json, image grids and plots.
+
+Files are replaced atomically (written beside, then renamed), so an interrupted run never leaves a
+half-written results.json or picture.
+"""
+
+import json
+import math
+import os
+from collections.abc import Iterable, Mapping, Sequence
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+
+def _atomic_write(path: str, data: bytes) -> None:
+    os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
+    temporary = f"{path}.tmp-{os.getpid()}"
+    with open(temporary, "wb") as f:
+        f.write(data)
+    os.replace(temporary, path)
+
+
+def _jsonable(value: Any) -> Any:
+    if isinstance(value, Mapping):
+        return {str(k): _jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_jsonable(v) for v in value]
+    if isinstance(value, np.generic) or (hasattr(value, "shape") and getattr(value, "shape") == ()):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return str(value)  # JSON has no NaN/inf; keep them visible instead of failing the write
+    return value
+
+
+def write_json(path: str, obj: Mapping[str, Any]) -> None:
+    _atomic_write(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
+
+
+def read_json(path: str) -> dict[str, Any]:
+    with open(path) as f:
+        return json.load(f)
+
+
+class MetricsLog:
+    """metrics.jsonl: one JSON object per epoch, appended as training goes."""
+
+    def __init__(self, path: str):
+        self.path = path
+
+    def read(self) -> list[dict[str, Any]]:
+        if not os.path.exists(self.path):
+            return []
+        with open(self.path) as f:
+            return [json.loads(line) for line in f if line.strip()]
+
+    def truncate_after(self, epoch: int) -> list[dict[str, Any]]:
+        """Keeps the lines of epochs <= `epoch` (those a resumed run's checkpoint covers): a run
+        stopped between a metrics line and its checkpoint rewrites that epoch rather than repeat it."""
+        kept = [line for line in self.read() if line["epoch"] <= epoch]
+        _atomic_write(self.path, "".join(json.dumps(_jsonable(line)) + "\n" for line in kept).encode())
+        return kept
+
+    def append(self, line: Mapping[str, Any]) -> None:
+        with open(self.path, "a") as f:
+            f.write(json.dumps(_jsonable(line)) + "\n")
+
+
+def format_metrics(line: Mapping[str, Any], skip: Iterable[str] = ("epoch",)) -> str:
+    parts = []
+    for key, value in line.items():
+        if key in skip or key.endswith("/count"):
+            continue
+        parts.append(f"{key}={value:.4g}" if isinstance(value, float) else f"{key}={value}")
+    return "  ".join(parts)
+
+
+def image_grid(images_NxHxW: np.ndarray, columns: int, padding: int = 2) -> np.ndarray:
+    """Tiles N grayscale images (values in [0, 1]) into one uint8 picture, `columns` per row."""
+    images = np.clip(np.asarray(images_NxHxW, np.float32), 0.0, 1.0)
+    if images.ndim == 4 and images.shape[-1] == 1:
+        images = images[..., 0]
+    count, height, width = images.shape
+    rows = -(-count // columns)
+    grid = np.ones((rows * (height + padding) + padding, columns * (width + padding) + padding), np.float32)
+    for index, image in enumerate(images):
+        top = padding + (index // columns) * (height + padding)
+        left = padding + (index % columns) * (width + padding)
+        grid[top:top + height, left:left + width] = image
+    return (grid * 255).round().astype(np.uint8)
+
+
+def save_image_grid(path: str, images_NxHxW: np.ndarray, columns: int, scale: int = 2) -> None:
+    """Saves image_grid(...) as a PNG, enlarged `scale` times (nearest neighbour) for viewing."""
+    picture = Image.fromarray(image_grid(images_NxHxW, columns))
+    picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    picture.save(temporary)
+    os.replace(temporary, path)
+
+
+def plot_curves(path: str, history: Sequence[Mapping[str, Any]], keys: Sequence[str], ylabel: str,
+                title: str = "") -> None:
+    """Line plot of metrics.jsonl columns against epoch (e.g. train and test negative ELBO)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    figure, axes = plt.subplots(figsize=(6, 4), dpi=120)
+    epochs = [line["epoch"] for line in history]
+    for key in keys:
+        axes.plot(epochs, [line.get(key, np.nan) for line in history], marker="o", markersize=3, label=key)
+    axes.set_xlabel("epoch")
+    axes.set_ylabel(ylabel)
+    if title:
+        axes.set_title(title)
+    axes.grid(alpha=0.3)
+    axes.legend()
+    figure.tight_layout()
+    temporary = f"{path}.tmp-{os.getpid()}.png"
+    figure.savefig(temporary)
+    plt.close(figure)
+    os.replace(temporary, path)
+
+
+def hardware() -> dict[str, Any]:
+    """Where a run ran, for results.json and the README tables."""
+    import platform
+
+    import jax
+
+    devices = jax.devices()
+    return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
+            "device_count": len(devices), "host_cpus": os.cpu_count(),
+            "processor": platform.processor() or platform.machine(), "jax": jax.__version__}
