@@ -225,6 +225,16 @@ def test_config_errors():
         init(vocab_size=5, embed_dim=3, embedding_mode="static")
     with pytest.raises(ValueError, match="pretrained=None"):
         init(embedding_mode="rand", pretrained=np.zeros((5, 3), np.float32))
+    with pytest.raises(ValueError, match="make them match"):
+        init(embedding_mode="static", pretrained=np.zeros((5, 3), np.float32), embed_dim=4)
+    with pytest.raises(ValueError, match="needs embed_dim"):
+        init(vocab_size=5)
+    # V and D may be left to the pretrained matrix.
+    model = TextCNN(num_classes=2, embedding_mode="non-static",
+                    pretrained=np.zeros((5, 3), np.float32))
+    shapes = jax.eval_shape(
+        lambda k: model.init(k, jnp.ones((1, 6), jnp.int32), deterministic=True), _key(0))
+    assert shapes["params"]["embedding"].shape == (5, 3)
 
 
 # ----------------------------------------------------------------------------- padding

@@ -127,18 +127,31 @@ def _host_reachable(address: tuple[str, int], timeout: float = 3.0) -> bool:
 
 
 def load_tfds_dataset(name: str, tfds_data_dir: str | None = None) -> dict[str, ImageSplit]:
-    """MNIST-like datasets through `tfds.data_source` (no TensorFlow needed)."""
+    """MNIST-like datasets through `tfds.data_source` (ArrayRecord random access; no TensorFlow).
+
+    Reads a prepared copy when there is one; otherwise downloads and prepares it only if TFDS's
+    download host answers within seconds (offline, TFDS would retry for minutes).
+    """
     import tensorflow_datasets as tfds
 
-    builder = tfds.builder(name, data_dir=tfds_data_dir)
-    if not builder.is_prepared():
+    def open_sources():
+        return {split: tfds.data_source(name, split=split, data_dir=tfds_data_dir, download=False)
+                for split in ("train", "test")}
+
+    try:
+        sources = open_sources()
+    except (NotImplementedError, FileNotFoundError, AssertionError) as error:
+        builder = tfds.builder(name, data_dir=tfds_data_dir)
+        if builder.is_prepared():  # prepared, but as TFRecord: random access needs ArrayRecord
+            raise DataError(_missing_data_message(name, f"the TFDS copy in {builder.data_dir} cannot be "
+                                                  f"read without TensorFlow ({error})")) from error
         if not _host_reachable(_TFDS_HOST):
             raise DataError(_missing_data_message(name, f"TFDS has no prepared copy in {builder.data_dir} "
-                                                  "and its download host cannot be reached"))
+                                                  "and its download host cannot be reached")) from error
         builder.download_and_prepare(file_format="array_record")
+        sources = open_sources()
     splits = {}
-    for split in ("train", "test"):
-        source = tfds.data_source(name, split=split, data_dir=tfds_data_dir, download=False)
+    for split, source in sources.items():
         examples = [source[i] for i in range(len(source))]
         images = np.stack([example["image"] for example in examples]).astype(np.uint8)
         labels = np.asarray([example["label"] for example in examples], np.int32)

@@ -134,10 +134,12 @@ class TextCNN(nn.Module):
       num_classes: K, size of the output layer.
       widths: kernel widths k, one convolution layer per entry (Kim: 3, 4, 5).
       channels: output channels C_k of each layer (Kim: 100 each); same length as ``widths``.
-      embed_dim: D, word-vector size (taken from ``pretrained`` if that is given).
-      vocab_size: V, rows of the embedding table, including padding id 0 (taken from
-        ``pretrained`` if given). 0 means no embedding layer: only the ``*_embedded``
-        methods can be used (the notes' toy network).
+      embed_dim: D, word-vector size; needed by ``"rand"`` with a vocabulary. With
+        ``pretrained`` it may be left None (else it must equal the matrix's D).
+      vocab_size: V, rows of the embedding table, including padding id 0. With
+        ``pretrained`` it may be left 0 (else it must equal the matrix's V). 0 without a
+        pretrained matrix means no embedding layer: only the ``*_embedded`` methods can be
+        used (the notes' toy network, whose input is the 11xD matrix).
       dropout_rate: dropout on the concatenated features (Kim: 0.5).
       embedding_mode: one of ``"rand"``, ``"static"``, ``"non-static"``, ``"multichannel"``.
       pretrained: VxD matrix (e.g. from :func:`vaecnn.embeddings.build_embedding_matrix`)
@@ -153,7 +155,7 @@ class TextCNN(nn.Module):
     num_classes: int
     widths: Sequence[int] = (3, 4, 5)
     channels: Sequence[int] = (100, 100, 100)
-    embed_dim: int = 300
+    embed_dim: int | None = None
     vocab_size: int = 0
     dropout_rate: float = 0.5
     embedding_mode: str = "rand"
@@ -189,13 +191,22 @@ class TextCNN(nn.Module):
             raise ValueError(
                 f"TextCNN: pretrained must be a VxD matrix, got shape {np.shape(self.pretrained)}"
             )
+        else:
+            Vp, Dp = np.shape(self.pretrained)
+            if self.vocab_size not in (0, Vp) or self.embed_dim not in (None, Dp):
+                raise ValueError(
+                    f"TextCNN: pretrained matrix is {Vp}x{Dp} but vocab_size={self.vocab_size}, "
+                    f"embed_dim={self.embed_dim}; leave them unset or make them match"
+                )
+        if self.pretrained is None and self.vocab_size > 0 and self.embed_dim is None:
+            raise ValueError("TextCNN: embedding_mode='rand' with a vocabulary needs embed_dim")
 
     @property
     def table_shape(self) -> tuple[int, int]:
         """(V, D) of the embedding table(s)."""
         if self.pretrained is not None:
             return tuple(int(n) for n in np.shape(self.pretrained))  # type: ignore[return-value]
-        return int(self.vocab_size), int(self.embed_dim)
+        return int(self.vocab_size), int(self.embed_dim or 0)
 
     @property
     def has_embedding(self) -> bool:

@@ -1,0 +1,94 @@
+r"""Training throughput of the MNIST VAE: the project's jitted step against PyTorch, same run.
+
+    ./launch.sh bench vae_throughput        (writes benchmarks/results/vae_throughput.json)
+
+Both sides train the same model on the same batch: MLP encoder 784-512-256-(32 mean, 32 logvar),
+one reparameterized sample, MLP decoder 32-256-512-784 Bernoulli logits, loss = mean(BCE + KL to
+N(0, I)), Adam(1e-3), dynamic binarization of the uint8 batch inside the step. The JAX side is
+vaecnn.train.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the step `experiments.vae_mnist` runs.
+"""
+
+import numpy as np
+import torch
+from absl import app, flags
+
+from benchmarks import _harness
+from vaecnn import report
+from vaecnn.models.vae import make_vae
+from vaecnn.optim import make_optimizer
+from vaecnn.recipes.vae import VAEConfig, VAETask
+
+FLAGS = flags.FLAGS
+_DEFAULTS = VAEConfig(workdir="")
+flags.DEFINE_string("output", "benchmarks/results/vae_throughput.json", "Where the JSON goes.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.")
+flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first (compilation included).")
+flags.DEFINE_integer("steps", 50, "Steps per timed block.")
+flags.DEFINE_integer("repeats", 7, "Timed blocks per side.")
+flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0: PyTorch's default).")
+
+IMAGE_SHAPE = (28, 28, 1)
+
+
+class TorchVAE(torch.nn.Module):
+    def __init__(self, hidden_sizes, latent_dim):
+        super().__init__()
+        sizes = [int(np.prod(IMAGE_SHAPE)), *hidden_sizes]
+        self.encoder = torch.nn.Sequential(*[layer for a, b in zip(sizes, sizes[1:])
+                                             for layer in (torch.nn.Linear(a, b), torch.nn.ReLU())])
+        self.mean = torch.nn.Linear(sizes[-1], latent_dim)
+        self.logvar = torch.nn.Linear(sizes[-1], latent_dim)
+        back = [latent_dim, *reversed(hidden_sizes)]
+        self.decoder = torch.nn.Sequential(*[layer for a, b in zip(back, back[1:])
+                                             for layer in (torch.nn.Linear(a, b), torch.nn.ReLU())],
+                                           torch.nn.Linear(back[-1], sizes[0]))
+
+    def loss(self, images_uint8: torch.Tensor) -> torch.Tensor:
+        x = torch.bernoulli(images_uint8.float().flatten(1) / 255.0)
+        h = self.encoder(x)
+        mean, logvar = self.mean(h), self.logvar(h)
+        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
+        bce = torch.nn.functional.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(1)
+        kl = 0.5 * (torch.exp(logvar) + mean ** 2 - 1 - logvar).sum(1)
+        return (bce + kl).mean()
+
+
+def torch_runner(images: np.ndarray) -> _harness.Runner:
+    torch.manual_seed(0)
+    model = TorchVAE(_DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim)
+    optimizer = torch.optim.Adam(model.parameters(), lr=_DEFAULTS.learning_rate)
+    batch = torch.from_numpy(images)
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            optimizer.zero_grad(set_to_none=True)
+            model.loss(batch).backward()
+            optimizer.step()
+
+    return run
+
+
+def main(argv):
+    del argv
+    torch.set_flush_denormal(True)  # PyTorch's best CPU setting; denormals slow its kernels badly
+    if FLAGS.torch_threads:
+        torch.set_num_threads(FLAGS.torch_threads)
+    images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, *IMAGE_SHAPE), dtype=np.uint8)
+    task = VAETask(make_vae(IMAGE_SHAPE, _DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim))
+    optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1)
+    batch = {"image": images, "mask": np.ones(FLAGS.batch_size, np.float32)}
+    sides = {"jax": _harness.jax_runner(task, optimizer, batch), "torch": torch_runner(images)}
+    results = _harness.compare(sides, FLAGS.batch_size, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
+    results.update(
+        benchmark="MNIST VAE training step (binarize, encode, sample, decode, BCE + KL, backward, Adam), examples/s",
+        model={"hidden_sizes": list(_DEFAULTS.hidden_sizes), "latent_dim": _DEFAULTS.latent_dim,
+               "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"},
+        versions={"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "flush_denormal": True})
+    report.write_json(FLAGS.output, results)
+    print(f"jax {results['jax']['examples_per_second']:.0f} examples/s, torch "
+          f"{results['torch']['examples_per_second']:.0f} examples/s, ratio {results['ratio_jax_over_torch']:.2f}; "
+          f"written to {FLAGS.output}")
+
+
+if __name__ == "__main__":
+    app.run(main)

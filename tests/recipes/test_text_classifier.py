@@ -1,0 +1,148 @@
+"""End-to-end runs of the sentence-classification recipe and its experiment, on a toy sentiment task.
+
+The toy task: a few neutral words and one sentiment word (from a positive or a negative list) at a
+random position; the label is the sentiment word's. A 16-unit Elman RNN learns it in a few epochs, so
+every run here is seconds. Subprocesses exercise the command line (prediction, one-line errors).
+"""
+
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vaecnn.data.text import Vocabulary
+from vaecnn.errors import ConfigError
+from vaecnn.recipes.text_classifier import TextClassifierConfig, predict, run
+
+PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+POSITIVE = ("good", "great", "fun", "moving", "superb", "witty")
+NEGATIVE = ("bad", "dull", "boring", "flat", "awful", "tedious")
+NEUTRAL = ("the", "film", "a", "plot", "is", "story", "and", "actors", "was")
+DEV_ONLY_WORD = "zzdevonly"
+TINY = dict(embed_dim=16, hidden_size=16, dropout=0.0, learning_rate=0.02, batch_size=20, num_buckets=1,
+            eval_batch_size=100)
+
+
+def _toy_lines(count: int, seed: int, extra_word: str | None = None) -> list[str]:
+    """Kim-style "label text" lines of the toy task, alternating labels."""
+    rng = np.random.default_rng(seed)
+    lines = []
+    for index in range(count):
+        label = index % 2
+        words = list(rng.choice(NEUTRAL, size=rng.integers(1, 5)))
+        words.insert(rng.integers(0, len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
+        if extra_word:
+            words.append(extra_word)
+        lines.append(f"{label} {' '.join(words)}")
+    return lines
+
+
+def _write(path, lines) -> str:
+    path.write_text("\n".join(lines) + "\n")
+    return str(path)
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy")
+    # One unusable line: it must be skipped, counted and reported, not silently dropped.
+    train = _write(folder / "toy.train", _toy_lines(400, seed=0) + ["not-a-label some words"])
+    return {"train_file": train, "dev_file": _write(folder / "toy.dev", _toy_lines(100, 1, DEV_ONLY_WORD)),
+            "test_file": _write(folder / "toy.test", _toy_lines(100, 2))}
+
+
+@pytest.fixture(scope="module")
+def trained(toy_files, tmp_path_factory):
+    """A run with dev selection; returns (workdir, results)."""
+    workdir = str(tmp_path_factory.mktemp("trained"))
+    return workdir, run(TextClassifierConfig(workdir=workdir, epochs=5, **toy_files, **TINY))
+
+
+def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments.rnn_sentiment", *args], input=stdin,
+                          capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+
+
+def test_dev_selection_and_results(trained):
+    workdir, results = trained
+    saved = json.load(open(os.path.join(workdir, "results.json")))
+    assert saved["test_accuracy"] == pytest.approx(results["test_accuracy"])
+    for field in ("test_accuracy", "dev_accuracy", "selected_epoch", "num_params", "train_seconds", "vocab_size"):
+        assert field in saved, field
+    assert saved["test_accuracy"] > 0.9 and saved["test_count"] == 100
+    assert saved["num_params"] == saved["vocab_size"] * 16 + (16 * 16 + 16) * 2 + 16 * 2 + 2
+    assert "train: 400 examples" in saved["data"] and "skipped 1 (missing label)" in saved["data"]
+    history = [json.loads(line) for line in open(os.path.join(workdir, "metrics.jsonl"))]
+    assert len(history) == 5
+    dev_accuracy = [line["dev/accuracy"] for line in history]
+    assert saved["selected_epoch"] == int(np.argmax(dev_accuracy)) + 1
+    assert saved["dev_accuracy"] == pytest.approx(max(dev_accuracy))
+
+
+def test_vocabulary_is_saved_and_built_from_training_data_only(trained):
+    workdir, results = trained
+    vocab = Vocabulary.load(os.path.join(workdir, "vocab.json"))
+    assert len(vocab) == results["vocab_size"] == 2 + len(POSITIVE + NEGATIVE + NEUTRAL)
+    assert "good" in vocab and DEV_ONLY_WORD not in vocab
+
+
+def test_predict_uses_the_selected_parameters(trained):
+    workdir, _ = trained
+    predictions = predict(workdir, ["the plot was superb", "a dull story", "fun"])
+    assert [label for label, _ in predictions] == ["positive", "negative", "positive"]
+    assert all(0.5 < probability <= 1.0 for _, probability in predictions)
+    assert predict(workdir, []) == []
+
+
+def test_cross_validation_without_a_test_split(toy_files, tmp_path):
+    workdir = str(tmp_path / "cv")
+    results = run(TextClassifierConfig(workdir=workdir, train_file=toy_files["train_file"], cv_folds=3, epochs=3,
+                                       **TINY))
+    assert results["cv_folds"] == 3 and len(results["fold_accuracies"]) == 3
+    assert results["cv_accuracy_mean"] == pytest.approx(np.mean(results["fold_accuracies"]))
+    assert results["cv_accuracy_std"] == pytest.approx(np.std(results["fold_accuracies"], ddof=1))
+    assert results["cv_accuracy_mean"] > 0.8
+    assert sum(fold["test_count"] for fold in results["folds"]) == 400  # every example tested once
+    for fold in range(3):
+        folder = os.path.join(workdir, f"fold_{fold:02d}")
+        assert all(os.path.exists(os.path.join(folder, name))
+                   for name in ("vocab.json", "classifier.json", "metrics.jsonl"))
+    with pytest.raises(ConfigError, match="fold_00"):
+        predict(workdir, ["good"])
+
+
+def test_command_line_predicts_arguments_and_stdin(trained):
+    workdir, _ = trained
+    completed = _cli(f"--workdir={workdir}", "--predict=a great film", "--predict=-",
+                     stdin="the actors were awful\n\nboring plot\n")
+    assert completed.returncode == 0, completed.stderr
+    lines = [line.split("\t") for line in completed.stdout.splitlines()]
+    assert [(label, sentence) for label, _, sentence in lines] == [
+        ("positive", "a great film"), ("negative", "the actors were awful"), ("negative", "boring plot")]
+    assert all(0.5 < float(probability) <= 1.0 for _, probability, _ in lines)
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--train_file=/nonexistent/train.txt"], "no such file"),
+    (["--dataset=mr", "--train_file=x.tsv"], "not both"),
+    (["--workdir=/nonexistent/run", "--predict=good"], "no trained classifier"),
+    (["--cv_folds=1"], "cv_folds"),
+])
+def test_command_line_errors_are_one_line(args, message, tmp_path):
+    completed = _cli(f"--workdir={tmp_path}", *args)
+    assert completed.returncode == 1
+    assert "Traceback" not in completed.stderr and message in completed.stderr
+    errors = [line for line in completed.stderr.splitlines() if "error" in line.lower()]
+    assert len(errors) == 1, completed.stderr
+
+
+@pytest.mark.real_data
+@pytest.mark.slow
+def test_sst2_sentences_learn_well_above_chance(real_data_dir, tmp_path):
+    results = run(TextClassifierConfig(workdir=str(tmp_path), dataset="stsa.binary", data_dir=real_data_dir,
+                                       embed_dim=64, hidden_size=64, dropout=0.0, learning_rate=3e-3,
+                                       max_len=40, num_buckets=2, epochs=2))
+    assert results["dev_accuracy"] > 0.65

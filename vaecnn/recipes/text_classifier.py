@@ -1,0 +1,300 @@
+"""Sentence classification (the Elman RNN; the Kim CNN plugs in the same way): config, run, predict.
+
+    config = TextClassifierConfig(workdir="runs/rnn", dataset="stsa.binary", data_dir="../shared/datasets")
+    results = run(config)                     # also written to workdir/results.json
+    predict("runs/rnn", ["a gorgeous film"])  # [("positive", 0.97)]
+
+How a run is evaluated follows the data:
+
+* with a test split: train on train, keep the parameters of the epoch with the best dev accuracy
+  (TrainConfig.select_metric = "dev/accuracy"; the last epoch's without a dev split) and report
+  their accuracy on test, which training never looks at;
+* without one (MR): stratified, seeded k-fold cross-validation. Fold k trains on the other k - 1
+  folds in workdir/fold_<k> and is tested on fold k; results report mean ± std over the folds.
+
+Every training run builds its vocabulary from its own training examples only and leaves in its
+folder what prediction needs: classifier.json (the config, class names, how parameters were
+selected), vocab.json and checkpoints/. A model is named by `config.model` and built by MODELS from
+the config, so each classifier taking (tokens_BxT, length_B, deterministic=...) is one entry there.
+"""
+
+import dataclasses
+import math
+import os
+import time
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+import flax.linen as nn
+import jax
+import numpy as np
+from absl import logging
+
+from vaecnn import report, sharding, train
+from vaecnn.checkpoints import Checkpointer
+from vaecnn.classification import ClassifierTask
+from vaecnn.data.text import (LoadReport, TextBatcher, TextDataset, TextSplits, Vocabulary, encode_dataset,
+                              load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold,
+                              vocabulary_from_dataset)
+from vaecnn.errors import CheckpointError, ConfigError
+from vaecnn.models.rnn import ACTIVATIONS, RNNClassifier
+from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
+
+INPUT_FIELDS = ("tokens", "length")
+SELECT_METRIC = "dev/accuracy"
+CLASSIFIER_FILE = "classifier.json"
+VOCAB_FILE = "vocab.json"
+
+
+@dataclasses.dataclass(frozen=True)
+class TextClassifierConfig:
+    """Everything a text-classification run depends on; prediction rebuilds the model from it.
+
+    Data: either `dataset`, a name for vaecnn.data.text.load_text_dataset ("mr", "sst2",
+    "stsa.binary", ...) under `data_dir` (default $VAECNN_DATA_DIR), or explicit files:
+    `train_file` and optionally `dev_file` and `test_file` ("*.tsv": GLUE TSV with a
+    sentence/label header; anything else: Kim's "label text" lines).
+    """
+    workdir: str
+    dataset: str | None = None
+    data_dir: str | None = None
+    train_file: str | None = None
+    dev_file: str | None = None
+    test_file: str | None = None
+    cv_folds: int = 10                 # used only when the data has no test split
+    max_len: int | None = None         # tokens kept per sentence (None: all)
+    min_freq: int = 1                  # rarer training tokens become <unk>
+    max_vocab: int | None = None       # embedding rows, <pad> and <unk> included
+    num_buckets: int = 4               # length buckets: the number of compiled shapes
+    model: str = "rnn"
+    embed_dim: int = 300
+    hidden_size: int = 300             # rnn
+    activation: str = "tanh"           # rnn
+    dropout: float = 0.5
+    optimizer: str = "adam"
+    learning_rate: float = 1e-3
+    lr_schedule: str = "constant"
+    warmup_steps: int = 0
+    clip_norm: float | None = 5.0      # global gradient norm; None or 0: no clipping
+    weight_decay: float = 0.0          # adamw only
+    epochs: int = 10
+    batch_size: int = 50
+    eval_batch_size: int = 500
+    seed: int = 0
+
+    def __post_init__(self):
+        if bool(self.dataset) == bool(self.train_file):
+            raise ConfigError("give either --dataset (e.g. stsa.binary, mr) or --train_file, not both or neither")
+        if not self.train_file and (self.dev_file or self.test_file):
+            raise ConfigError("--dev_file and --test_file need --train_file")
+        if self.model not in MODELS:
+            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.activation not in ACTIVATIONS:
+            raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
+        if self.optimizer not in OPTIMIZERS or self.lr_schedule not in SCHEDULES:
+            raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} and --lr_schedule one of "
+                              f"{', '.join(SCHEDULES)}; got {self.optimizer!r} and {self.lr_schedule!r}")
+        if min(self.embed_dim, self.hidden_size, self.num_buckets, self.min_freq) < 1:
+            raise ConfigError("--embed_dim, --hidden_size, --num_buckets and --min_freq must be >= 1")
+        if self.cv_folds < 2:
+            raise ConfigError(f"--cv_folds must be >= 2, got {self.cv_folds}")
+        if not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
+        if (self.max_len is not None and self.max_len < 1) or (self.max_vocab is not None and self.max_vocab < 2):
+            raise ConfigError("--max_len must be >= 1 and --max_vocab >= 2 (it counts <pad> and <unk>)")
+        self.train_config(select_metric=None)  # validates epochs and batch sizes now, not after loading data
+
+    def train_config(self, select_metric: str | None) -> train.TrainConfig:
+        return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
+                                 eval_batch_size=self.eval_batch_size, select_metric=select_metric)
+
+
+def _rnn(config: TextClassifierConfig, vocab_size: int, num_classes: int) -> nn.Module:
+    return RNNClassifier(vocab_size, num_classes, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
+                         activation=config.activation, dropout_rate=config.dropout)
+
+
+# config.model -> builder(config, vocab_size, num_classes) of a module called as
+# module(tokens_BxT, length_B, deterministic=...) -> logits_BxC.
+MODELS: dict[str, Callable[[TextClassifierConfig, int, int], nn.Module]] = {"rnn": _rnn}
+
+
+def _read_file(path: str, split: str, load_report: LoadReport,
+               class_names: Sequence[str] | None) -> TextDataset:
+    """One labelled file: GLUE TSV ("*.tsv") or Kim's "label text" lines, in the given classes."""
+    reader = read_glue_tsv if path.endswith(".tsv") else read_kim_lines
+    return reader(path, split=split, report=load_report, **({} if class_names is None else
+                                                            {"class_names": class_names}))
+
+
+def load_splits(config: TextClassifierConfig) -> TextSplits:
+    """The configured data set, or the train/dev/test files read with the training file's classes."""
+    if config.dataset:
+        return load_text_dataset(config.dataset, config.data_dir)
+    load_report = LoadReport()
+    splits = {"train": _read_file(config.train_file, "train", load_report, None)}
+    for split, path in (("dev", config.dev_file), ("test", config.test_file)):
+        if path:
+            splits[split] = _read_file(path, split, load_report, splits["train"].class_names)
+    return TextSplits(os.path.basename(config.train_file), splits, load_report)
+
+
+def _optimizer(config: TextClassifierConfig, total_steps: int):
+    return make_optimizer(config.optimizer, config.learning_rate, total_steps, config.lr_schedule,
+                          config.warmup_steps, config.clip_norm, config.weight_decay)
+
+
+def _save_classifier(workdir: str, config: TextClassifierConfig, class_names: Sequence[str],
+                     vocab: Vocabulary, select_metric: str | None) -> None:
+    os.makedirs(workdir, exist_ok=True)
+    vocab.save(os.path.join(workdir, VOCAB_FILE))
+    report.write_json(os.path.join(workdir, CLASSIFIER_FILE), {
+        "config": dataclasses.asdict(config), "class_names": list(class_names), "select_metric": select_metric})
+
+
+def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextDataset, dev_set: TextDataset | None,
+                    test_set: TextDataset, load_report: LoadReport, tag: str,
+                    mesh: jax.sharding.Mesh) -> dict[str, Any]:
+    """One training run in `workdir` (vocabulary from `train_set` only, selection on `dev_set` when
+    given), then the accuracy of the selected parameters on `test_set`."""
+    vocab = vocabulary_from_dataset(train_set, config.min_freq, config.max_vocab)
+    named = {"train": train_set, "test": test_set, **({"dev": dev_set} if dev_set is not None else {})}
+    encoded = {split: encode_dataset(data, vocab, config.max_len, report=load_report, split=tag + split)
+               for split, data in named.items()}
+    for split, data in encoded.items():
+        logging.info("%s%s: %d examples, %.1f%% of %d tokens unknown to the %d-token vocabulary", tag, split,
+                     len(data), 100 * data.num_unknown_tokens / max(data.num_tokens, 1), data.num_tokens, len(vocab))
+    eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
+    train_data = TextBatcher(encoded["train"], config.batch_size, num_buckets=config.num_buckets)
+    held_out = {split: TextBatcher(encoded[split], eval_batch_size, boundaries=train_data.boundaries)
+                for split in encoded if split != "train"}
+    select_metric = SELECT_METRIC if dev_set is not None else None
+    _save_classifier(workdir, config, train_set.class_names, vocab, select_metric)
+
+    task = ClassifierTask(MODELS[config.model](config, len(vocab), train_set.num_classes), INPUT_FIELDS)
+    optimizer = _optimizer(config, config.epochs * train_data.num_batches)
+    eval_data = {"dev": held_out["dev"]} if dev_set is not None else {}
+    result = train.fit(task, optimizer, train_data, eval_data, config.train_config(select_metric), workdir, mesh=mesh)
+    test = train.evaluate(train.make_eval_step(task, mesh), result.params, held_out["test"],
+                          jax.random.key(config.seed), sharding.batch_sharded(mesh))
+    selected = result.history[result.selected_epoch - 1]
+    logging.info("%stest accuracy %.4f with the parameters of epoch %d", tag, test["accuracy"], result.selected_epoch)
+    return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"],
+            "dev_accuracy": selected.get("dev/accuracy"), "selected_epoch": result.selected_epoch,
+            "epochs": result.history[-1]["epoch"], "num_params": train.count_params(result.params),
+            "vocab_size": len(vocab), "train_seconds": result.train_seconds,
+            "examples_seen": result.examples_seen}
+
+
+def run(config: TextClassifierConfig) -> dict[str, Any]:
+    """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
+    checkpoints, vocab.json, classifier.json) and returns the results."""
+    start = time.perf_counter()
+    data = load_splits(config)
+    logging.info("%s: %s", data.name, data.report.summary())
+    for line in data.report.first_skipped:
+        logging.warning("skipped %s line %d of %s: %s", line.split, line.line, line.path, line.reason)
+    mesh = sharding.data_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)
+    if "test" in data:
+        if "train" not in data:
+            raise ConfigError(f"{data.name} has a test split but no train split")
+        results = _train_and_test(config, config.workdir, data["train"], data.splits.get("dev"), data["test"],
+                                  data.report, "", mesh)
+        results.update(train_examples_per_second=results["examples_seen"] / results["train_seconds"],
+                       evaluation="test split" + (", parameters selected on dev" if "dev" in data else ""))
+    else:
+        results = _cross_validate(config, data, mesh)
+    results.update(dataset=data.name, model=config.model, data=data.report.summary(),
+                   wall_seconds=time.perf_counter() - start, config=dataclasses.asdict(config),
+                   hardware=report.hardware())
+    report.write_json(os.path.join(config.workdir, "results.json"), results)
+    return results
+
+
+def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sharding.Mesh) -> dict[str, Any]:
+    """Stratified k-fold CV over every labelled example of `data` (MR: its single split "all").
+
+    cv_accuracy_std is the sample standard deviation over folds (ddof = 1); num_params is the mean
+    over folds, whose vocabularies (hence embedding tables) differ.
+    """
+    every = list(data.splits.values())
+    pooled = TextDataset([text for split in every for text in split.texts],
+                         np.concatenate([split.labels for split in every]), data.class_names)
+    logging.info("%s has no test split: %d-fold cross-validation over its %d examples", data.name,
+                 config.cv_folds, len(pooled))
+    folds = []
+    for fold, (train_idx, test_idx) in enumerate(stratified_kfold(pooled.labels, config.cv_folds, config.seed)):
+        tag = f"fold_{fold:02d}/"
+        folds.append(_train_and_test(config, os.path.join(config.workdir, tag), pooled.subset(train_idx), None,
+                                     pooled.subset(test_idx), data.report, tag, mesh))
+    accuracies = np.array([fold["test_accuracy"] for fold in folds])
+    train_seconds = sum(fold["train_seconds"] for fold in folds)
+    return {"cv_accuracy_mean": float(accuracies.mean()), "cv_accuracy_std": float(accuracies.std(ddof=1)),
+            "cv_folds": config.cv_folds, "fold_accuracies": accuracies.tolist(),
+            "num_params": int(round(np.mean([fold["num_params"] for fold in folds]))),
+            "train_seconds": train_seconds,
+            "train_examples_per_second": sum(fold["examples_seen"] for fold in folds) / train_seconds,
+            "evaluation": f"stratified {config.cv_folds}-fold cross-validation (seed {config.seed}), "
+                          "each fold's parameters of its last epoch",
+            "folds": folds}
+
+
+def load_classifier(workdir: str) -> tuple[TextClassifierConfig, tuple[str, ...], str | None, Vocabulary]:
+    """(config, class names, select metric, vocabulary) of a trained workdir."""
+    path = os.path.join(workdir, CLASSIFIER_FILE)
+    if not os.path.exists(path):
+        hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
+                if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
+        raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
+    saved = report.read_json(path)
+    return (TextClassifierConfig(**saved["config"]), tuple(saved["class_names"]), saved["select_metric"],
+            Vocabulary.load(os.path.join(workdir, VOCAB_FILE)))
+
+
+def restore_params(workdir: str, task: ClassifierTask, optimizer, batch: Mapping[str, np.ndarray],
+                   select_metric: str | None) -> Any:
+    """The selected parameters of the newest checkpoint in workdir/checkpoints.
+
+    The checkpoint holds {'state': TrainState, 'best_params': params} (or only 'state' without
+    selection); orbax restores a whole tree, so the optimizer state's shapes are traced from
+    `optimizer` and `batch` (no computation) and restored along with the parameters.
+    """
+    mesh = sharding.data_mesh()
+    state = jax.eval_shape(lambda: train.init_state(task, optimizer, batch, jax.random.key(0), mesh))
+    like = {"state": state, "best_params": state.params} if select_metric else {"state": state}
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        epoch = checkpointer.latest_epoch()
+        if epoch is None:
+            raise CheckpointError(f"no checkpoint in {checkpointer.directory}: training has not finished an epoch")
+        tree, _ = checkpointer.restore(epoch, like)
+    finally:
+        checkpointer.close()
+    return tree["best_params"] if select_metric else tree["state"].params
+
+
+def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
+    """(label name, its probability) for each sentence, from the selected parameters in `workdir`."""
+    if not sentences:
+        return []
+    config, class_names, select_metric, vocab = load_classifier(workdir)
+    dataset = TextDataset(list(sentences), np.zeros(len(sentences), np.int32), class_names)
+    encoded = encode_dataset(dataset, vocab, config.max_len)
+    if encoded.num_truncated or encoded.num_empty:
+        logging.warning("%d sentences were cut to max_len=%s tokens; %d had no token and read as <unk>",
+                        encoded.num_truncated, config.max_len, encoded.num_empty)
+    batcher = TextBatcher(encoded, min(config.eval_batch_size, len(sentences)), num_buckets=config.num_buckets,
+                          include_index=True)
+    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names)), INPUT_FIELDS)
+    batches = list(batcher.iterate(None))
+    params = restore_params(workdir, task, _optimizer(config, total_steps=1), batches[0], select_metric)
+    predict_proba = jax.jit(task.predict_proba)
+    predictions: list[tuple[str, float]] = [("", math.nan)] * len(sentences)
+    for batch in batches:
+        proba_BxC = np.asarray(predict_proba(params, batch))
+        for row, index in enumerate(batch["index"]):
+            if index >= 0:
+                label = int(np.argmax(proba_BxC[row]))
+                predictions[index] = (class_names[label], float(proba_BxC[row, label]))
+    return predictions
