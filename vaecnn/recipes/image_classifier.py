@@ -190,11 +190,12 @@ def format_comparison(results: Mapping[str, Mapping[str, Any]], summaries: Mappi
     return "\n".join(lines) + "\n"
 
 
-def arithmetic_report() -> str:
+def arithmetic_report(measure_limit_params: int = arith.DEFAULT_MEASURE_LIMIT_PARAMS) -> str:
     """Markdown: the notes' four answers (TD-2, Exercise 1) and the dense-vs-conv table that
-    answers "what problem do we have if the input is large?"."""
+    answers "what problem do we have if the input is large?" (rows whose dense matrix has at most
+    `measure_limit_params` floats are measured by initialising the layers)."""
     answers = arith.notes_exercise_answers()
-    rows = arith.dense_vs_conv_table()
+    rows = arith.dense_vs_conv_table(measure_limit_params=measure_limit_params)
     largest = rows[-1]
     return "\n".join([
         "# TD-2, Exercise 1: architecture arithmetic",
