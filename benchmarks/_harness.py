@@ -6,6 +6,7 @@ Timing: each side first runs untimed warm-up steps (compilation included); then 
 alike), and the median examples/s of each side is reported with the ratio of the first to the second.
 """
 
+import os
 import statistics
 import time
 from collections.abc import Callable, Mapping
@@ -42,6 +43,7 @@ def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch:
 def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, steps: int,
             repeats: int) -> dict[str, Any]:
     """Median examples/s of each side under the protocol above, and first/second ratio."""
+    load_before = os.getloadavg()[0]
     for run in sides.values():
         run(warmup_steps)
     rates = {name: [] for name in sides}
@@ -56,6 +58,8 @@ def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, ste
         **{name: {"examples_per_second": medians[name], "repeats": rates[name]} for name in sides},
         f"ratio_{first}_over_{second}": medians[first] / medians[second],
         "timing": {"warmup_steps": warmup_steps, "steps_per_repeat": steps, "repeats": repeats,
-                   "statistic": "median over repeats, sides alternating"},
+                   "statistic": "median over repeats, sides alternating",
+                   # Other processes on the machine skew both sides (PyTorch's threads most): quote it.
+                   "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
         "hardware": report.hardware(),
     }

@@ -27,7 +27,10 @@ STDIN = "-"
 
 def define_flags(workdir: str, **defaults) -> None:
     """Defines the shared flags; `defaults` overrides TextClassifierConfig's defaults by field name."""
-    default = {field.name: field.default for field in dataclasses.fields(TextClassifierConfig)} | defaults
+    default = {field.name: field.default for field in dataclasses.fields(TextClassifierConfig)}
+    if set(defaults) - set(default):
+        raise ValueError(f"not TextClassifierConfig fields: {sorted(set(defaults) - set(default))}")
+    default.update(defaults)
     flags.DEFINE_string("workdir", workdir, "Output folder: metrics, checkpoints, vocabulary, results. Rerunning "
                         "resumes; with --predict, the trained folder to predict with.")
     flags.DEFINE_string("dataset", "stsa.binary", f"Data set: {', '.join(sorted(TEXT_DATASETS))} or tfds:<name>; "
@@ -40,6 +43,9 @@ def define_flags(workdir: str, **defaults) -> None:
     flags.DEFINE_string("test_file", None, "With --train_file: test file; without one, cross-validation.")
     flags.DEFINE_integer("cv_folds", default["cv_folds"], "Folds of the cross-validation of data without a "
                          "test split.", lower_bound=2)
+    flags.DEFINE_float("cv_dev_fraction", default["cv_dev_fraction"], "In cross-validation, the share of each "
+                       "fold's training data held out as its dev set (0: none, keep the last epoch).",
+                       lower_bound=0.0, upper_bound=0.5)
     flags.DEFINE_integer("max_len", default["max_len"], "Tokens kept per sentence (default: all).", lower_bound=1)
     flags.DEFINE_integer("min_freq", default["min_freq"], "Training tokens seen fewer times become <unk>.",
                          lower_bound=1)
@@ -71,12 +77,13 @@ def config_from_flags(**model_fields) -> TextClassifierConfig:
     dataset = FLAGS.dataset if FLAGS["dataset"].present or not FLAGS.train_file else None
     return TextClassifierConfig(
         workdir=FLAGS.workdir, dataset=dataset, data_dir=FLAGS.data_dir, train_file=FLAGS.train_file,
-        dev_file=FLAGS.dev_file, test_file=FLAGS.test_file, cv_folds=FLAGS.cv_folds, max_len=FLAGS.max_len,
-        min_freq=FLAGS.min_freq, max_vocab=FLAGS.max_vocab, num_buckets=FLAGS.num_buckets,
-        embed_dim=FLAGS.embed_dim, dropout=FLAGS.dropout, optimizer=FLAGS.optimizer,
-        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule, warmup_steps=FLAGS.warmup_steps,
-        clip_norm=FLAGS.clip_norm, weight_decay=FLAGS.weight_decay, epochs=FLAGS.epochs,
-        batch_size=FLAGS.batch_size, eval_batch_size=FLAGS.eval_batch_size, seed=FLAGS.seed, **model_fields)
+        dev_file=FLAGS.dev_file, test_file=FLAGS.test_file, cv_folds=FLAGS.cv_folds,
+        cv_dev_fraction=FLAGS.cv_dev_fraction, max_len=FLAGS.max_len, min_freq=FLAGS.min_freq,
+        max_vocab=FLAGS.max_vocab, num_buckets=FLAGS.num_buckets, embed_dim=FLAGS.embed_dim, dropout=FLAGS.dropout,
+        optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
+        warmup_steps=FLAGS.warmup_steps, clip_norm=FLAGS.clip_norm, weight_decay=FLAGS.weight_decay,
+        epochs=FLAGS.epochs, batch_size=FLAGS.batch_size, eval_batch_size=FLAGS.eval_batch_size, seed=FLAGS.seed,
+        **model_fields)
 
 
 def _sentences(arguments: list[str]) -> list[str]:

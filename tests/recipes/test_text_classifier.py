@@ -26,7 +26,7 @@ TINY = dict(embed_dim=16, hidden_size=16, dropout=0.0, learning_rate=0.02, batch
             eval_batch_size=100)
 
 
-def _toy_lines(count: int, seed: int, extra_word: str | None = None) -> list[str]:
+def _toy_lines(count: int, seed: int) -> list[str]:
     """Kim-style "label text" lines of the toy task, alternating labels."""
     rng = np.random.default_rng(seed)
     lines = []
@@ -34,8 +34,6 @@ def _toy_lines(count: int, seed: int, extra_word: str | None = None) -> list[str
         label = index % 2
         words = list(rng.choice(NEUTRAL, size=rng.integers(1, 5)))
         words.insert(rng.integers(0, len(words) + 1), rng.choice(POSITIVE if label else NEGATIVE))
-        if extra_word:
-            words.append(extra_word)
         lines.append(f"{label} {' '.join(words)}")
     return lines
 
@@ -50,7 +48,9 @@ def toy_files(tmp_path_factory):
     folder = tmp_path_factory.mktemp("toy")
     # One unusable line: it must be skipped, counted and reported, not silently dropped.
     train = _write(folder / "toy.train", _toy_lines(400, seed=0) + ["not-a-label some words"])
-    return {"train_file": train, "dev_file": _write(folder / "toy.dev", _toy_lines(100, 1, DEV_ONLY_WORD)),
+    # A dev-only word must not enter the vocabulary (it replaces another, so lengths stay the test's).
+    dev = [line.replace("plot", DEV_ONLY_WORD) for line in _toy_lines(100, seed=1)]
+    return {"train_file": train, "dev_file": _write(folder / "toy.dev", dev),
             "test_file": _write(folder / "toy.test", _toy_lines(100, 2))}
 
 
@@ -89,24 +89,30 @@ def test_vocabulary_is_saved_and_built_from_training_data_only(trained):
     assert "good" in vocab and DEV_ONLY_WORD not in vocab
 
 
-def test_predict_uses_the_selected_parameters(trained):
-    workdir, _ = trained
+def test_predict_uses_the_selected_parameters(trained, toy_files):
+    workdir, results = trained
     predictions = predict(workdir, ["the plot was superb", "a dull story", "fun"])
     assert [label for label, _ in predictions] == ["positive", "negative", "positive"]
     assert all(0.5 < probability <= 1.0 for _, probability in predictions)
     assert predict(workdir, []) == []
+    # On the test file, prediction reproduces the accuracy the run measured with its selected parameters.
+    labels, sentences = zip(*(line.split(" ", 1) for line in open(toy_files["test_file"]).read().splitlines()))
+    predicted = [label for label, _ in predict(workdir, sentences)]
+    correct = [name == ("positive" if label == "1" else "negative") for name, label in zip(predicted, labels)]
+    assert np.mean(correct) == pytest.approx(results["test_accuracy"])
 
 
 def test_cross_validation_without_a_test_split(toy_files, tmp_path):
     workdir = str(tmp_path / "cv")
-    results = run(TextClassifierConfig(workdir=workdir, train_file=toy_files["train_file"], cv_folds=3, epochs=3,
+    results = run(TextClassifierConfig(workdir=workdir, train_file=toy_files["train_file"], cv_folds=2, epochs=2,
                                        **TINY))
-    assert results["cv_folds"] == 3 and len(results["fold_accuracies"]) == 3
+    assert results["cv_folds"] == 2 and len(results["fold_accuracies"]) == 2
     assert results["cv_accuracy_mean"] == pytest.approx(np.mean(results["fold_accuracies"]))
     assert results["cv_accuracy_std"] == pytest.approx(np.std(results["fold_accuracies"], ddof=1))
     assert results["cv_accuracy_mean"] > 0.8
     assert sum(fold["test_count"] for fold in results["folds"]) == 400  # every example tested once
-    for fold in range(3):
+    assert all(fold["dev_accuracy"] is not None for fold in results["folds"])  # selected on a held-out 10%
+    for fold in range(2):
         folder = os.path.join(workdir, f"fold_{fold:02d}")
         assert all(os.path.exists(os.path.join(folder, name))
                    for name in ("vocab.json", "classifier.json", "metrics.jsonl"))
@@ -127,7 +133,6 @@ def test_command_line_predicts_arguments_and_stdin(trained):
 
 @pytest.mark.parametrize("args, message", [
     (["--train_file=/nonexistent/train.txt"], "no such file"),
-    (["--dataset=mr", "--train_file=x.tsv"], "not both"),
     (["--workdir=/nonexistent/run", "--predict=good"], "no trained classifier"),
     (["--cv_folds=1"], "cv_folds"),
 ])
@@ -139,10 +144,20 @@ def test_command_line_errors_are_one_line(args, message, tmp_path):
     assert len(errors) == 1, completed.stderr
 
 
+@pytest.mark.parametrize("fields, message", [
+    (dict(dataset="mr", train_file="x.tsv"), "not both"),
+    (dict(dataset="mr", activation="relu"), "activation"),
+    (dict(train_file="x.tsv", dropout=1.0), "dropout"),
+])
+def test_bad_configs_are_rejected_before_loading_data(fields, message):
+    with pytest.raises(ConfigError, match=message):
+        TextClassifierConfig(workdir="unused", **fields)
+
+
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_sst2_sentences_learn_well_above_chance(real_data_dir, tmp_path):
     results = run(TextClassifierConfig(workdir=str(tmp_path), dataset="stsa.binary", data_dir=real_data_dir,
-                                       embed_dim=64, hidden_size=64, dropout=0.0, learning_rate=3e-3,
-                                       max_len=40, num_buckets=2, epochs=2))
+                                       embed_dim=32, hidden_size=32, dropout=0.0, learning_rate=5e-3,
+                                       num_buckets=2, epochs=2))
     assert results["dev_accuracy"] > 0.65

