@@ -4,7 +4,7 @@ import os
 import sys
 from collections.abc import Callable
 
-from absl import app, logging
+from absl import app, flags, logging
 
 from vaecnn.errors import UserError
 
@@ -20,7 +20,8 @@ def _own_info_or_warnings(record) -> bool:
 
 def run(main: Callable[[list[str]], None]) -> None:
     """app.run(main), turning a UserError (bad flag value, missing data, diverged training,
-    unreadable checkpoint) into one message on stderr and exit status 1, without a traceback."""
+    unreadable checkpoint) or a flag that fails validation inside main into one message on stderr
+    and exit status 1, without a traceback."""
 
     def guarded(argv: list[str]) -> None:
         if len(argv) > 1:
@@ -29,7 +30,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         logging.get_absl_handler().addFilter(_own_info_or_warnings)
         try:
             main(argv)
-        except UserError as error:
+        except (UserError, flags.ValidationError) as error:
             print(f"error: {error}", file=sys.stderr)
             sys.exit(1)
 

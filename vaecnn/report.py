@@ -118,6 +118,13 @@ def plot_curves(path: str, history: Sequence[Mapping[str, Any]], keys: Sequence[
     axes.grid(alpha=0.3)
     axes.legend()
     figure.tight_layout()
+    save_figure(path, figure)
+
+
+def save_figure(path: str, figure) -> None:
+    """Saves a matplotlib figure as a PNG atomically (written beside, then renamed) and closes it."""
+    import matplotlib.pyplot as plt
+
     temporary = f"{path}.tmp-{os.getpid()}.png"
     figure.savefig(temporary)
     plt.close(figure)

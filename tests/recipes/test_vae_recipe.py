@@ -5,11 +5,15 @@ import os
 import subprocess
 import sys
 
+import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 from PIL import Image
 
-from vaecnn.recipes.vae import VAEConfig, run
+from vaecnn.errors import ConfigError
+from vaecnn.models.vae import make_vae
+from vaecnn.recipes.vae import VAEConfig, VAETask, interpolation_latents, manifold_latents, run
 from vaecnn.report import MetricsLog
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
@@ -34,10 +38,65 @@ def test_digits_run_writes_every_output_and_learns(tmp_path):
     assert results["test_nll_iw"] < results["test_neg_elbo"] + 0.5
     lines = MetricsLog(str(tmp_path / "metrics.jsonl")).read()
     assert len(lines) == 3 and lines[-1]["test/neg_elbo"] < lines[0]["test/neg_elbo"]
-    for picture in ("reconstructions.png", "samples.png", "loss_curve.png"):
-        with Image.open(tmp_path / picture) as image:
+    assert_pictures(tmp_path, "reconstructions.png", "samples.png", "interpolation.png", "loss_curve.png")
+    # The latent-plane pictures need latent_dim = 2.
+    assert not os.path.exists(tmp_path / "latent_manifold.png")
+
+
+def assert_pictures(workdir, *names):
+    for picture in names:
+        with Image.open(workdir / picture) as image:
             assert image.width > 50 and image.height > 20
             assert np.asarray(image).std() > 0  # not a blank picture
+
+
+def test_conv_iwae_run_with_a_2d_latent_space_draws_its_pictures(tmp_path):
+    results = run(small_config(tmp_path, arch="conv", conv_features=(4, 8), latent_dim=2, objective="iwae",
+                               num_samples=3, epochs=2))
+    assert results["config"]["arch"] == "conv" and results["config"]["objective"] == "iwae"
+    # Both bounds are reported; the 3-sample bound is the tighter one.
+    assert results["test_neg_iwae"] < results["test_neg_elbo"]
+    assert "train/neg_iwae" in MetricsLog(str(tmp_path / "metrics.jsonl")).read()[-1]
+    assert_pictures(tmp_path, "latent_manifold.png", "latent_scatter.png", "interpolation.png", "reconstructions.png")
+    with Image.open(tmp_path / "latent_manifold.png") as image:  # 15 x 15 digits of 8 x 8 pixels, 2 apart, x2
+        assert image.size == (2 * (15 * 10 + 2),) * 2
+
+
+def test_iwae_objective_with_one_sample_is_the_elbo_in_expectation():
+    """L_1 = log w = log p(x|z) + log p(z) - log q(z|x) differs from the ELBO estimator only in its
+    one-sample KL: same mean. With k = 8 the bound is tighter (-L_8 below -ELBO)."""
+    model = make_vae((8, 8, 1), hidden_sizes=(16,), latent_dim=3)
+    images = jax.random.randint(jax.random.key(0), (6, 8, 8, 1), 0, 256).astype(jnp.uint8)
+    batch = {"image": images, "mask": jnp.ones(6)}
+    params = VAETask(model).init_params(jax.random.key(1), batch)
+    # Fixed binarized inputs: the same x under every key, so only z varies.
+    batch["image"] = (VAETask(model).inputs(jax.random.key(2), images) * 255).astype(jnp.uint8)
+    keys = jax.random.split(jax.random.key(3), 4000)
+
+    def losses(objective, num_samples):
+        task = VAETask(model, num_samples, objective)
+        return np.asarray(jax.jit(jax.vmap(lambda key: task.loss(params, batch, key)[0]))(keys))
+
+    elbo, iwae_1, iwae_8 = losses("elbo", 1), losses("iwae", 1), losses("iwae", 8)
+    standard_error = np.sqrt((elbo.var() + iwae_1.var()) / len(keys))
+    assert abs(elbo.mean() - iwae_1.mean()) < 4 * standard_error, (elbo.mean(), iwae_1.mean(), standard_error)
+    assert iwae_8.mean() < elbo.mean() - 4 * standard_error
+
+
+def test_picture_latents():
+    z = interpolation_latents(jnp.zeros((2, 3)), jnp.ones((2, 3)), 5)
+    np.testing.assert_allclose(z[1, :, 0], [0.0, 0.25, 0.5, 0.75, 1.0])
+    grid = manifold_latents(3)
+    assert grid.shape == (9, 2)
+    np.testing.assert_allclose(grid[4], [0.0, 0.0], atol=1e-6)   # the centre is the prior's mode
+    assert grid[0, 0] < grid[2, 0] and grid[0, 1] > grid[6, 1]   # z1 rises along a row, z2 falls down the rows
+
+
+@pytest.mark.parametrize("overrides, flag", [({"arch": "resnet"}, "--arch"), ({"objective": "vimco"}, "--objective"),
+                                             ({"arch": "conv", "conv_features": ()}, "--conv_features")])
+def test_bad_config_values_name_their_flag(tmp_path, overrides, flag):
+    with pytest.raises(ConfigError, match=flag):
+        small_config(tmp_path, **overrides)
 
 
 def test_rerun_resumes_and_extends(tmp_path):
@@ -71,6 +130,18 @@ def test_cli_missing_data_is_one_clear_error(tmp_path):
     assert result.returncode == 1
     assert result.stderr.startswith("error: no local copy of mnist") and "--data_dir" in result.stderr
     assert "Traceback" not in result.stderr
+
+
+def test_cli_gaussian_learned_variance_runs_end_to_end(tmp_path):
+    result = cli("--dataset=digits", "--epochs=1", "--hidden_sizes=32", "--latent_dim=2", "--likelihood=gaussian",
+                 "--gaussian_logvar=learned", "--eval_iw_samples=10", f"--workdir={tmp_path}")
+    assert result.returncode == 0, result.stderr[-2000:]
+    results = json.load(open(tmp_path / "results.json"))
+    assert results["config"]["likelihood"] == "gaussian" and results["config"]["gaussian_logvar"] is None
+    assert results["test_binarization"] == "none"
+    # Gaussian densities of [0, 1] pixels can exceed 1: the nats may be negative, but they are finite.
+    assert np.isfinite(results["test_neg_elbo"]) and np.isfinite(results["test_nll_iw"])
+    assert "test -log p(x)" in result.stdout
 
 
 def test_cli_digits_demo_runs(tmp_path):

@@ -21,6 +21,7 @@ from vaecnn import objectives
 from vaecnn.likelihoods import bernoulli_log_prob, gaussian_log_prob
 
 LIKELIHOODS = ("bernoulli", "gaussian")
+ARCHS = ("mlp", "conv")
 
 
 class MLPEncoder(nn.Module):
@@ -49,6 +50,52 @@ class MLPDecoder(nn.Module):
         for size in self.hidden_sizes:
             h = nn.relu(nn.Dense(size)(h))
         out = nn.Dense(math.prod(self.output_shape), name="pixels")(h)
+        return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
+
+
+class ConvEncoder(nn.Module):
+    """q(z|x): [Conv 3x3 stride 2 SAME (f) -> ReLU] for f in features, then MLPEncoder's layers.
+
+    Each stride-2 convolution halves H and W (rounding up): 28x28x1 -> 14x14x32 -> 7x7x64 with
+    features (32, 64), flattened to 3,136 features for the dense layers.
+    """
+    features: Sequence[int]
+    hidden_sizes: Sequence[int]
+    latent_dim: int
+
+    @nn.compact
+    def __call__(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
+        h_BxHxWxF = x_BxHxWxC
+        for size in self.features:
+            h_BxHxWxF = nn.relu(nn.Conv(size, (3, 3), strides=(2, 2), padding="SAME")(h_BxHxWxF))
+        return MLPEncoder(self.hidden_sizes, self.latent_dim)(h_BxHxWxF)
+
+
+class ConvDecoder(nn.Module):
+    """z -> MLPDecoder's layers onto an (H/2^L) x (W/2^L) x features[-1] map -> ReLU ->
+    [ConvTranspose 3x3 stride 2 SAME] over reversed features[:-1], then one to the image's C channels
+    (one output per pixel, as MLPDecoder), over any leading axes.
+
+    The mirror of ConvEncoder with L = len(features) stride-2 layers, so H and W must be divisible by
+    2^L (MNIST's 28 and digits' 8 are, for L = 2): 7x7x64 -> 14x14x32 -> 28x28x1.
+    """
+    features: Sequence[int]
+    hidden_sizes: Sequence[int]
+    output_shape: Sequence[int]  # (H, W, C)
+
+    @nn.compact
+    def __call__(self, z_NxZ: jax.Array) -> jax.Array:
+        height, width, channels = self.output_shape
+        stride = 2 ** len(self.features)
+        if height % stride or width % stride:
+            raise ValueError(f"the conv decoder's {len(self.features)} stride-2 layers need H and W divisible "
+                             f"by {stride}, got {height}x{width}")
+        seed_shape = (height // stride, width // stride, self.features[-1])
+        # Convolutions take one batch axis: fold the leading axes (samples x batch) into it.
+        h_MxHxWxF = nn.relu(MLPDecoder(self.hidden_sizes, seed_shape)(z_NxZ)).reshape((-1,) + seed_shape)
+        for size in tuple(reversed(self.features[:-1])):
+            h_MxHxWxF = nn.relu(nn.ConvTranspose(size, (3, 3), strides=(2, 2), padding="SAME")(h_MxHxWxF))
+        out = nn.ConvTranspose(channels, (3, 3), strides=(2, 2), padding="SAME", name="pixels")(h_MxHxWxF)
         return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
 
 
@@ -86,6 +133,10 @@ class VAE(nn.Module):
         logvar = self.pixel_logvar if self.gaussian_logvar is None else self.gaussian_logvar
         return gaussian_log_prob(x_BxHxWxC, outputs_SxBxHxWxC, logvar, event_ndims=3)
 
+    def log_importance_weights(self, x: jax.Array, key: jax.Array, num_samples: int) -> jax.Array:
+        """log w_s = log p(x|z_s) + log p(z_s) - log q(z_s|x), z_s ~ q(z|x): [S, B] nats."""
+        return objectives.log_importance_weights(key, x, self.encode, self.log_likelihood, num_samples)
+
     def mean_image(self, z: jax.Array) -> jax.Array:
         """E[x|z] in [0, 1]-ish pixel space, for pictures."""
         outputs = self.decode(z)
@@ -107,8 +158,16 @@ class VAE(nn.Module):
 
 
 def make_vae(image_shape: Sequence[int], hidden_sizes: Sequence[int], latent_dim: int,
-             likelihood: str = "bernoulli", gaussian_logvar: float | None = 0.0) -> VAE:
-    """An MLP VAE; the decoder mirrors the encoder's hidden sizes."""
-    return VAE(encoder=MLPEncoder(tuple(hidden_sizes), latent_dim),
-               decoder=MLPDecoder(tuple(reversed(hidden_sizes)), tuple(image_shape)),
-               likelihood=likelihood, gaussian_logvar=gaussian_logvar)
+             likelihood: str = "bernoulli", gaussian_logvar: float | None = 0.0, arch: str = "mlp",
+             conv_features: Sequence[int] = (32, 64)) -> VAE:
+    """An MLP or convolutional VAE; the decoder mirrors the encoder (hidden sizes and conv features)."""
+    decoder_sizes = tuple(reversed(hidden_sizes))
+    if arch == "mlp":
+        encoder = MLPEncoder(tuple(hidden_sizes), latent_dim)
+        decoder = MLPDecoder(decoder_sizes, tuple(image_shape))
+    elif arch == "conv":
+        encoder = ConvEncoder(tuple(conv_features), tuple(hidden_sizes), latent_dim)
+        decoder = ConvDecoder(tuple(conv_features), decoder_sizes, tuple(image_shape))
+    else:
+        raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
+    return VAE(encoder=encoder, decoder=decoder, likelihood=likelihood, gaussian_logvar=gaussian_logvar)

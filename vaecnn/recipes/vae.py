@@ -6,7 +6,8 @@
 
 import dataclasses
 import os
-from collections.abc import Sequence
+import time
+from collections.abc import Callable, Sequence
 from typing import Any
 
 import jax
@@ -16,14 +17,19 @@ from absl import logging
 
 from vaecnn import report, sharding, train
 from vaecnn.data.batching import ArrayBatcher
-from vaecnn.data.images import binarize, binarize_once, load_image_dataset
+from vaecnn.data.images import ImageSplit, binarize, binarize_once, load_image_dataset
 from vaecnn.errors import ConfigError
-from vaecnn.models.vae import LIKELIHOODS, VAE, make_vae
+from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
 from vaecnn.optim import make_optimizer
 
+OBJECTIVES = ("elbo", "iwae")
 NUM_PICTURE_IMAGES = 16
 NUM_SAMPLE_IMAGES = 64
+NUM_INTERPOLATIONS = 4        # rows of interpolation.png, each between two test digits
+INTERPOLATION_STEPS = 10
+MANIFOLD_SIZE = 15            # latent_manifold.png: a 15 x 15 grid of decoded 2-D latents
+NUM_SCATTER_POINTS = 5000
 
 
 @dataclasses.dataclass(frozen=True)
@@ -32,11 +38,14 @@ class VAEConfig:
     workdir: str
     dataset: str = "mnist"
     data_dir: str | None = None
+    arch: str = "mlp"                     # 'conv': stride-2 convolutions before / after the dense layers
     hidden_sizes: Sequence[int] = (512, 256)
+    conv_features: Sequence[int] = (32, 64)
     latent_dim: int = 32
     likelihood: str = "bernoulli"
     gaussian_logvar: float | None = 0.0   # None: learned per-pixel variance
-    num_samples: int = 1                  # Monte-Carlo samples of z per example in the ELBO
+    objective: str = "elbo"               # 'iwae': the importance-weighted bound with k = num_samples
+    num_samples: int = 1                  # samples of z per example in the objective
     epochs: int = 30
     batch_size: int = 128
     learning_rate: float = 1e-3
@@ -47,13 +56,17 @@ class VAEConfig:
     iw_chunk_size: int = 500
 
     def __post_init__(self):
-        if self.likelihood not in LIKELIHOODS:
-            raise ConfigError(f"--likelihood must be one of {', '.join(LIKELIHOODS)}, got {self.likelihood!r}")
+        for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
+                                     ("objective", self.objective, OBJECTIVES)):
+            if value not in choices:
+                raise ConfigError(f"--{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.latent_dim < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
             raise ConfigError(f"--latent_dim and every --hidden_sizes entry must be >= 1, got "
                               f"{self.latent_dim} and {list(self.hidden_sizes)}")
-        if self.num_samples < 1 or self.eval_iw_samples < 0:
-            raise ConfigError("--num_samples must be >= 1 and --eval_iw_samples >= 0")
+        if self.arch == "conv" and (not self.conv_features or min(self.conv_features) < 1):
+            raise ConfigError(f"every --conv_features entry must be >= 1, got {list(self.conv_features)}")
+        if self.num_samples < 1 or self.eval_iw_samples < 0 or self.iw_chunk_size < 1:
+            raise ConfigError("--num_samples and --iw_chunk_size must be >= 1 and --eval_iw_samples >= 0")
 
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
@@ -62,7 +75,13 @@ class VAEConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VAETask:
-    """The VAE as a train.Task: minimise the mean negative ELBO over the batch's real examples.
+    """The VAE as a train.Task: minimise the batch mean of a negative bound on -log p(x).
+
+    objective 'elbo': -ELBO, with `num_samples` reparameterized samples and the closed-form KL.
+    objective 'iwae': -L_k = -log (1/k) sum_s w_s with k = num_samples (Burda et al. 2015); L_1 is
+        the ELBO with a one-sample KL, equal to 'elbo' in expectation, and L_k rises towards log p(x).
+    Evaluation always reports the ELBO terms, so runs of both objectives compare; 'iwae' adds the
+    k-sample bound as neg_iwae.
 
     Bernoulli: images are dynamically binarized with the step's key (a fresh draw every step of
     every epoch; the test set arrives already binarized once, which this leaves unchanged);
@@ -70,6 +89,7 @@ class VAETask:
     """
     model: VAE
     num_samples: int = 1
+    objective: str = "elbo"
 
     def inputs(self, key: jax.Array, images_uint8: jax.Array) -> jax.Array:
         if self.model.likelihood == "bernoulli":
@@ -80,18 +100,39 @@ class VAETask:
         x = self.inputs(key, batch["image"])
         return self.model.init(key, x, key)["params"]
 
-    def terms(self, params, batch, key, num_samples: int) -> ElboTerms:
+    def _inputs_and_sample_key(self, batch, key) -> tuple[jax.Array, jax.Array]:
         data_key, sample_key = jax.random.split(key)
-        x = self.inputs(data_key, batch["image"])
+        return self.inputs(data_key, batch["image"]), sample_key
+
+    def terms(self, params, batch, key, num_samples: int) -> ElboTerms:
+        x, sample_key = self._inputs_and_sample_key(batch, key)
         _, terms = self.model.apply({"params": params}, x, sample_key, num_samples)
         return terms
 
     def loss(self, params, batch, key):
+        if self.objective == "iwae":
+            metrics = self._iwae_metrics(params, batch, key)
+            return metrics["neg_iwae"] / metrics["count"], metrics
         metrics = self._metrics(self.terms(params, batch, key, self.num_samples), batch["mask"])
         return metrics["neg_elbo"] / metrics["count"], metrics
 
     def evaluate(self, params, batch, key):
-        return self._metrics(self.terms(params, batch, key, self.num_samples), batch["mask"])
+        metrics = self._metrics(self.terms(params, batch, key, self.num_samples), batch["mask"])
+        if self.objective == "iwae":
+            metrics["neg_iwae"] = self._iwae_metrics(params, batch, key)["neg_iwae"]
+        return metrics
+
+    def _iwae_metrics(self, params, batch, key) -> dict[str, jax.Array]:
+        """Sums over real examples, from one set of k log-weights:
+        neg_iwae = -(logsumexp_s log w_s - log k), and neg_elbo = -mean_s log w_s, the ELBO's
+        estimate with a Monte-Carlo KL (the same samples, so no second decoder pass)."""
+        x, sample_key = self._inputs_and_sample_key(batch, key)
+        log_w_SxB = self.model.apply({"params": params}, x, sample_key, self.num_samples,
+                                     method=VAE.log_importance_weights)
+        bound_B = jax.nn.logsumexp(log_w_SxB, axis=0) - jnp.log(self.num_samples)
+        mask_B = batch["mask"]
+        return {"neg_iwae": -jnp.sum(bound_B * mask_B), "neg_elbo": -jnp.sum(jnp.mean(log_w_SxB, axis=0) * mask_B),
+                "count": jnp.sum(mask_B)}
 
     @staticmethod
     def _metrics(terms: ElboTerms, mask_B: jax.Array) -> dict[str, jax.Array]:
@@ -100,18 +141,45 @@ class VAETask:
                 "kl": jnp.sum(terms.kl * mask_B), "count": jnp.sum(mask_B)}
 
 
-class _Pictures:
-    """reconstructions.png (test originals above their reconstructions) and samples.png (decoded
-    fixed latents), refreshed each epoch: the same images and latents every time, so epochs compare."""
+def interpolation_latents(z_start_PxZ: jax.Array, z_end_PxZ: jax.Array, steps: int) -> jax.Array:
+    """z_t = (1 - t) z_start + t z_end for t = 0, 1/(T-1), ..., 1: [P, T, Z], both ends included."""
+    t_T = jnp.linspace(0.0, 1.0, steps)
+    return z_start_PxZ[:, None] + t_T[None, :, None] * (z_end_PxZ - z_start_PxZ)[:, None]
 
-    def __init__(self, task: VAETask, test_images: np.ndarray, workdir: str, key: jax.Array):
+
+def manifold_latents(size: int) -> jax.Array:
+    """A size x size grid of 2-D latents at the N(0, 1) quantiles of evenly spaced probabilities in
+    [0.05, 0.95] (so the grid covers the prior's mass, not a box): [size * size, 2], row-major, first
+    coordinate along the columns, second decreasing down the rows (as on a plot)."""
+    quantiles = jax.scipy.special.ndtri(jnp.linspace(0.05, 0.95, size))
+    z1, z2 = jnp.meshgrid(quantiles, quantiles[::-1])
+    return jnp.stack([z1.ravel(), z2.ravel()], axis=-1)
+
+
+class _Pictures:
+    """Refreshed each epoch, from the same test images and latents every time so epochs compare:
+        reconstructions.png  test originals above their reconstructions
+        samples.png          decodes of fixed prior draws
+        interpolation.png    per row: a test digit, decodes along the line between its posterior
+                             mean and a second digit's, that second digit
+    and with latent_dim = 2:
+        latent_manifold.png  decodes of a grid over the latent plane (manifold_latents)
+        latent_scatter.png   posterior means of test images, coloured by label
+    """
+
+    def __init__(self, task: VAETask, test_split: ImageSplit, workdir: str, key: jax.Array):
         image_key, latent_key = jax.random.split(key)
         self.task, self.workdir = task, workdir
-        self.inputs = task.inputs(image_key, jnp.asarray(test_images[:NUM_PICTURE_IMAGES]))
-        self.latents = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, task.model.encoder.latent_dim))
-        self._reconstruct = jax.jit(lambda params, x: task.model.apply({"params": params}, x,
-                                                                      method=VAE.reconstruct))
-        self._decode = jax.jit(lambda params, z: task.model.apply({"params": params}, z, method=VAE.mean_image))
+        self.inputs = task.inputs(image_key, jnp.asarray(test_split.images[:NUM_PICTURE_IMAGES]))
+        self.latent_dim = task.model.encoder.latent_dim
+        self.latents = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, self.latent_dim))
+        apply = lambda method: jax.jit(lambda params, x: task.model.apply({"params": params}, x, method=method))
+        self._reconstruct = apply(VAE.reconstruct)
+        self._decode = apply(VAE.mean_image)
+        self._encode = apply(VAE.encode)
+        if self.latent_dim == 2:
+            self.scatter_inputs = task.inputs(image_key, jnp.asarray(test_split.images[:NUM_SCATTER_POINTS]))
+            self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
 
     def __call__(self, epoch: int, params) -> None:
         originals = np.asarray(self.inputs)
@@ -120,6 +188,39 @@ class _Pictures:
                                np.concatenate([originals, reconstructions]), columns=NUM_PICTURE_IMAGES)
         samples = np.asarray(self._decode(params, self.latents))
         report.save_image_grid(os.path.join(self.workdir, "samples.png"), samples, columns=8)
+        self._interpolation(params)
+        if self.latent_dim == 2:
+            self._latent_plane(epoch, params)
+
+    def _interpolation(self, params) -> None:
+        ends_2PxHxWxC = self.inputs[:2 * NUM_INTERPOLATIONS]
+        mean_2PxZ, _ = self._encode(params, ends_2PxHxWxC)
+        z_PxTxZ = interpolation_latents(mean_2PxZ[0::2], mean_2PxZ[1::2], INTERPOLATION_STEPS)
+        decoded_PxTxHxWxC = np.asarray(self._decode(params, z_PxTxZ))
+        rows = np.concatenate([np.asarray(ends_2PxHxWxC[0::2])[:, None], decoded_PxTxHxWxC,
+                               np.asarray(ends_2PxHxWxC[1::2])[:, None]], axis=1)
+        report.save_image_grid(os.path.join(self.workdir, "interpolation.png"),
+                               rows.reshape((-1,) + rows.shape[2:]), columns=INTERPOLATION_STEPS + 2)
+
+    def _latent_plane(self, epoch: int, params) -> None:
+        grid = np.asarray(self._decode(params, manifold_latents(MANIFOLD_SIZE)))
+        report.save_image_grid(os.path.join(self.workdir, "latent_manifold.png"), grid, columns=MANIFOLD_SIZE)
+
+        import matplotlib
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+
+        mean_NxZ = np.asarray(self._encode(params, self.scatter_inputs)[0])
+        figure, axes = plt.subplots(figsize=(6, 5.5), dpi=120)
+        points = axes.scatter(mean_NxZ[:, 0], mean_NxZ[:, 1], c=self.scatter_labels, cmap="tab10", vmin=-0.5,
+                              vmax=9.5, s=3, alpha=0.7)
+        figure.colorbar(points, ax=axes, ticks=range(10), label="label")
+        axes.set_xlabel("$z_1$ (posterior mean)")
+        axes.set_ylabel("$z_2$ (posterior mean)")
+        axes.set_title(f"{len(mean_NxZ)} test images, epoch {epoch}")
+        axes.grid(alpha=0.3)
+        figure.tight_layout()
+        report.save_figure(os.path.join(self.workdir, "latent_scatter.png"), figure)
 
 
 def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: jax.Array, num_samples: int,
@@ -141,12 +242,34 @@ def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: j
     for index, batch in enumerate(batcher.iterate(None)):
         nll_sum, batch_count = batch_sum(params, batch, jax.random.fold_in(key, index))
         total, count = total + float(nll_sum), count + float(batch_count)
+        # A k = 5000 pass over MNIST's test set takes tens of minutes on a CPU: show it moving.
+        logging.info("importance-weighted NLL: batch %d/%d, running mean %.3f nats", index + 1,
+                     batcher.num_eval_batches, total / count)
     return total / count
 
 
-def run(config: VAEConfig) -> dict[str, Any]:
-    """Trains (or resumes) the VAE and writes workdir/{metrics.jsonl, results.json, *.png, checkpoints}."""
+def load_splits(config: VAEConfig) -> dict[str, ImageSplit]:
+    """The dataset; for the Bernoulli likelihood the test images are binarized once (seeded), so
+    every evaluation (ELBO, importance-weighted, pictures) sees the same bits."""
     splits = load_image_dataset(config.dataset, config.data_dir)
+    if config.likelihood == "bernoulli":
+        splits["test"] = dataclasses.replace(splits["test"], images=binarize_once(config.seed, splits["test"].images))
+    return splits
+
+
+def make_task(config: VAEConfig, image_shape: Sequence[int]) -> VAETask:
+    """The model and objective of `config`, for images of `image_shape` (H, W, C)."""
+    model = make_vae(image_shape, config.hidden_sizes, config.latent_dim, config.likelihood,
+                     config.gaussian_logvar, config.arch, config.conv_features)
+    return VAETask(model, config.num_samples, config.objective)
+
+
+def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+    """Trains (or resumes) the VAE and writes workdir/{metrics.jsonl, results.json, *.png, checkpoints}.
+
+    on_epoch_end(epoch, params), if given, runs after each epoch's pictures (e.g. a measurement).
+    """
+    splits = load_splits(config)
     image_shape = splits["train"].images.shape[1:]
     logging.info("%s: %d train / %d test images of shape %s", config.dataset, len(splits["train"].images),
                  len(splits["test"].images), image_shape)
@@ -154,22 +277,23 @@ def run(config: VAEConfig) -> dict[str, Any]:
     sharding.check_batch_size(config.batch_size, mesh)
     eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
     device_placement = dict(device_sharding=sharding.replicated(mesh), batch_sharding=sharding.batch_sharded(mesh))
-    test_images = splits["test"].images
-    if config.likelihood == "bernoulli":
-        test_images = binarize_once(config.seed, test_images)
     train_data = ArrayBatcher({"image": splits["train"].images}, config.batch_size, **device_placement)
-    test_data = ArrayBatcher({"image": test_images}, eval_batch_size, **device_placement)
+    test_data = ArrayBatcher({"image": splits["test"].images}, eval_batch_size, **device_placement)
 
-    model = make_vae(image_shape, config.hidden_sizes, config.latent_dim, config.likelihood,
-                     config.gaussian_logvar)
-    task = VAETask(model, config.num_samples)
+    task = make_task(config, image_shape)
     optimizer = make_optimizer("adam", config.learning_rate, config.epochs * train_data.num_batches,
                                config.lr_schedule)
     os.makedirs(config.workdir, exist_ok=True)
-    pictures = _Pictures(task, test_images, config.workdir,
+    pictures = _Pictures(task, splits["test"], config.workdir,
                          jax.random.fold_in(jax.random.key(config.seed), 10_000))
+
+    def epoch_end(epoch: int, params) -> None:
+        pictures(epoch, params)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, params)
+
     result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(),
-                       config.workdir, mesh=mesh, on_epoch_end=pictures)
+                       config.workdir, mesh=mesh, on_epoch_end=epoch_end)
     pictures(result.selected_epoch, result.params)
 
     final = result.history[-1]
@@ -185,16 +309,21 @@ def run(config: VAEConfig) -> dict[str, Any]:
         "num_params": train.count_params(result.params),
         "units": "nats per example",
         "test_binarization": f"fixed (seed {config.seed})" if config.likelihood == "bernoulli" else "none",
+        **({"test_neg_iwae": final["test/neg_iwae"]} if config.objective == "iwae" else {}),
         "config": dataclasses.asdict(config),
         "hardware": report.hardware(),
     }
     if config.eval_iw_samples:
         logging.info("estimating test log p(x) with %d importance samples", config.eval_iw_samples)
+        iw_start = time.perf_counter()
         results["test_nll_iw"] = importance_weighted_nll(
             task, result.params, test_data, jax.random.fold_in(jax.random.key(config.seed), 20_000),
             config.eval_iw_samples, config.iw_chunk_size)
         results["iw_samples"] = config.eval_iw_samples
+        results["iw_eval_seconds"] = time.perf_counter() - iw_start
     report.write_json(os.path.join(config.workdir, "results.json"), results)
-    report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), result.history,
-                       ["train/neg_elbo", "test/neg_elbo"], "negative ELBO (nats)", config.dataset)
+    curves = ["train/neg_elbo", "test/neg_elbo"] + (["train/neg_iwae", "test/neg_iwae"] if config.objective == "iwae"
+                                                    else [])
+    report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), result.history, curves,
+                       "negative bound (nats)", config.dataset)
     return results
