@@ -13,7 +13,9 @@ from collections.abc import Callable, Mapping
 from typing import Any
 
 import jax
+import numpy as np
 import optax
+from absl import flags
 
 from vaecnn import report, sharding, train
 
@@ -63,3 +65,73 @@ def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, ste
                    "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
         "hardware": report.hardware(),
     }
+
+
+def define_flags(name: str, warmup_steps: int = 5, steps: int = 20, repeats: int = 7) -> None:
+    """The flags every benchmark shares (absl; benchmarks are mains, so they may define flags)."""
+    flags.DEFINE_string("output", f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
+    flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).")
+    flags.DEFINE_integer("steps", steps, "Steps per timed block.")
+    flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.")
+    # One thread is PyTorch's steadiest setting on 2 shared cores: with its default of 2 intra-op
+    # threads, they wait on each other whenever another process holds a core (measured here: the RNN
+    # step fell from 380-540 to 25-260 examples/s).
+    flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).")
+
+
+def configure_torch() -> None:
+    """PyTorch's best CPU settings: denormals flushed (without it, its kernels slow down several
+    times on tiny gradients) and the thread count of --torch_threads."""
+    import torch
+
+    torch.set_flush_denormal(True)
+    if flags.FLAGS.torch_threads:
+        torch.set_num_threads(flags.FLAGS.torch_threads)
+
+
+def random_text_batch(batch_size: int, seq_len: int, vocab_size: int, num_classes: int,
+                      seed: int = 0) -> dict[str, np.ndarray]:
+    """Full-length random sentences with labels (the text models' batch layout)."""
+    rng = np.random.default_rng(seed)
+    return {"tokens": rng.integers(1, vocab_size, (batch_size, seq_len), dtype=np.int32),
+            "length": np.full((batch_size,), seq_len, np.int32),
+            "label": rng.integers(0, num_classes, (batch_size,), dtype=np.int32),
+            "mask": np.ones((batch_size,), np.float32)}
+
+
+def run_and_write(sides: Mapping[str, Runner], batch_size: int, description: str,
+                  model: Mapping[str, Any]) -> dict[str, Any]:
+    """compare() under the flags, then writes --output (JSON) and a PNG of the timed blocks."""
+    import torch
+
+    FLAGS = flags.FLAGS
+    results = compare(sides, batch_size, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
+    results.update(benchmark=description, model=dict(model),
+                   versions={"jax": jax.__version__, "torch": torch.__version__,
+                             "torch_threads": torch.get_num_threads(), "flush_denormal": True})
+    report.write_json(FLAGS.output, results)
+    figure_path = FLAGS.output.removesuffix(".json") + ".png"
+    _plot(figure_path, results)
+    first, second = list(sides)
+    print(f"{first} {results[first]['examples_per_second']:.0f} examples/s, {second} "
+          f"{results[second]['examples_per_second']:.0f} examples/s, ratio "
+          f"{results[f'ratio_{first}_over_{second}']:.2f}; written to {FLAGS.output} and {figure_path}")
+    return results
+
+
+def _plot(path: str, results: Mapping[str, Any]) -> None:
+    """Each side's examples/s per timed block (dots) and median (bar)."""
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    sides = [name for name in results if isinstance(results[name], dict) and "examples_per_second" in results[name]]
+    figure, axes = plt.subplots(figsize=(5, 3.5))
+    for index, side in enumerate(sides):
+        axes.scatter([index] * len(results[side]["repeats"]), results[side]["repeats"], color=f"C{index}", alpha=0.6)
+        axes.bar(index, results[side]["examples_per_second"], color=f"C{index}", alpha=0.4, label=f"{side} median")
+    axes.set_xticks(range(len(sides)), sides)
+    axes.set_ylabel("training examples / s")
+    axes.set_title(results["benchmark"].split(" (")[0], fontsize=9)
+    figure.tight_layout()
+    report.save_figure(path, figure)

@@ -1,7 +1,5 @@
 r"""Training throughput of Kim's text CNN: the project's jitted step against the same model in PyTorch.
-
     ./launch.sh bench cnn_throughput   (writes benchmarks/results/cnn_throughput.{json,png})
-
 Both sides train the same network on the same batch (Kim's CNN-rand on MR): embedding V x D -> one
 convolution per width k (C channels, VALID, ReLU) -> max over time -> concatenation (F = sum C) ->
 dropout 0.5 -> linear to 2 classes; softmax cross-entropy, Adadelta (lr 1, rho 0.95, eps 1e-6), then
@@ -13,38 +11,28 @@ masking is exercised but masks nothing. PyTorch runs with denormals flushed. Tim
 benchmarks/_harness.py.
 """
 
-import matplotlib
+import numpy as np
+import optax
+import torch
+from absl import app, flags
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import optax  # noqa: E402
-import torch  # noqa: E402
-from absl import app, flags  # noqa: E402
-
-from benchmarks import _harness  # noqa: E402
-from vaecnn import report  # noqa: E402
-from vaecnn.classification import ClassifierTask  # noqa: E402
-from vaecnn.models.text_cnn import TextCNN, max_norm_constraint  # noqa: E402
-from vaecnn.optim import make_optimizer  # noqa: E402
-from vaecnn.recipes.text_classifier import INPUT_FIELDS, TextClassifierConfig  # noqa: E402
+from benchmarks import _harness
+from vaecnn.classification import ClassifierTask
+from vaecnn.models.text_cnn import TextCNN, max_norm_constraint
+from vaecnn.optim import make_optimizer
+from vaecnn.recipes.text_classifier import INPUT_FIELDS, TextClassifierConfig
 
 FLAGS = flags.FLAGS
 _DEFAULTS = TextClassifierConfig(workdir="", dataset="mr", model="cnn")
 MAX_NORM = 3.0  # Kim's s (experiments.cnn_sentiment's --max_norm default)
 ADADELTA = {"lr": 1.0, "rho": 0.95, "eps": 1e-6}  # vaecnn.optim's adadelta
-flags.DEFINE_string("output", "benchmarks/results/cnn_throughput.json", "Where the JSON goes (and .png beside).")
+_harness.define_flags("cnn_throughput")
 flags.DEFINE_integer("vocab_size", 18765, "V: embedding rows (Kim's MR vocabulary size).")
 flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.")
 flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.")
-flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation included).")
-flags.DEFINE_integer("steps", 20, "Steps per timed block.")
-flags.DEFINE_integer("repeats", 7, "Timed blocks per side.")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0: PyTorch's default).")
 
 NUM_CLASSES = 2
-
 
 class TorchTextCNN(torch.nn.Module):
     """vaecnn.models.text_cnn.TextCNN (embedding_mode "rand") in PyTorch, channels-first convolutions."""
@@ -55,19 +43,16 @@ class TorchTextCNN(torch.nn.Module):
         self.convs = torch.nn.ModuleList(torch.nn.Conv1d(embed_dim, c, k) for k, c in zip(widths, channels))
         self.dropout = torch.nn.Dropout(dropout)
         self.out = torch.nn.Linear(sum(channels), NUM_CLASSES)
-
     def forward(self, tokens_BxT: torch.Tensor) -> torch.Tensor:
         x_BxDxT = self.embed(tokens_BxT).transpose(1, 2)
         feat_BxF = torch.cat([torch.relu(conv(x_BxDxT)).amax(dim=2) for conv in self.convs], dim=1)
         return self.out(self.dropout(feat_BxF))
-
 
 def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
     torch.manual_seed(0)
     model = TorchTextCNN(FLAGS.vocab_size, FLAGS.embed_dim, _DEFAULTS.widths, _DEFAULTS.channels, _DEFAULTS.dropout)
     optimizer = torch.optim.Adadelta(model.parameters(), **ADADELTA)
     tokens_BxT, label_B = (torch.from_numpy(batch[name]).long() for name in ("tokens", "label"))
-
     def run(n: int) -> None:
         for _ in range(n):
             optimizer.zero_grad(set_to_none=True)
@@ -75,56 +60,25 @@ def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
             optimizer.step()
             with torch.no_grad():  # Linear.weight is K x F: row j is class j's weight vector
                 model.out.weight.copy_(torch.renorm(model.out.weight, p=2, dim=0, maxnorm=MAX_NORM))
-
     return run
-
-
-def plot(path: str, results: dict) -> None:
-    """Each side's examples/s per timed block, and the medians."""
-    figure, axes = plt.subplots(figsize=(5, 3.5))
-    for index, side in enumerate(("jax", "torch")):
-        repeats = results[side]["repeats"]
-        axes.scatter([index] * len(repeats), repeats, color=f"C{index}", alpha=0.6)
-        axes.bar(index, results[side]["examples_per_second"], color=f"C{index}", alpha=0.4, label=f"{side} median")
-    axes.set_xticks([0, 1], ["JAX (vaecnn step)", "PyTorch"])
-    axes.set_ylabel("training examples / s")
-    model = results["model"]
-    axes.set_title(f"Kim CNN-rand step: V={model['vocab_size']}, D={model['embed_dim']}, B={model['batch_size']}, "
-                   f"T={model['seq_len']}", fontsize=9)
-    figure.tight_layout()
-    figure.savefig(path, dpi=120)
-    plt.close(figure)
-
 
 def main(argv):
     del argv
-    torch.set_flush_denormal(True)
-    if FLAGS.torch_threads:
-        torch.set_num_threads(FLAGS.torch_threads)
+    _harness.configure_torch()
     B, T, V = FLAGS.batch_size, FLAGS.seq_len, FLAGS.vocab_size
-    rng = np.random.default_rng(0)
-    batch = {"tokens": rng.integers(1, V, (B, T), dtype=np.int32), "length": np.full((B,), T, np.int32),
-             "label": rng.integers(0, NUM_CLASSES, (B,), dtype=np.int32), "mask": np.ones((B,), np.float32)}
+    batch = _harness.random_text_batch(B, T, V, NUM_CLASSES)
     model = TextCNN(NUM_CLASSES, widths=_DEFAULTS.widths, channels=_DEFAULTS.channels, embed_dim=FLAGS.embed_dim,
                     vocab_size=V, dropout_rate=_DEFAULTS.dropout)
     optimizer = optax.chain(make_optimizer("adadelta", ADADELTA["lr"], total_steps=1), max_norm_constraint(MAX_NORM))
     sides = {"jax": _harness.jax_runner(ClassifierTask(model, INPUT_FIELDS), optimizer, batch),
              "torch": torch_runner(batch)}
-    results = _harness.compare(sides, B, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
-    results.update(
-        benchmark="Kim text CNN training step (embed, convolutions, max-pool, dropout, linear, backward, Adadelta, "
-                  "max-norm), examples/s",
-        model={"vocab_size": V, "embed_dim": FLAGS.embed_dim, "widths": list(_DEFAULTS.widths),
-               "channels": list(_DEFAULTS.channels), "batch_size": B, "seq_len": T, "num_classes": NUM_CLASSES,
-               "dropout": _DEFAULTS.dropout, "optimizer": f"adadelta({ADADELTA})", "max_norm": MAX_NORM},
-        versions={"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "flush_denormal": True})
-    report.write_json(FLAGS.output, results)
-    figure_path = FLAGS.output.removesuffix(".json") + ".png"
-    plot(figure_path, results)
-    print(f"jax {results['jax']['examples_per_second']:.0f} examples/s, torch "
-          f"{results['torch']['examples_per_second']:.0f} examples/s, ratio {results['ratio_jax_over_torch']:.2f}; "
-          f"written to {FLAGS.output} and {figure_path}")
-
+    _harness.run_and_write(
+        sides, B,
+        "Kim text CNN training step (embed, convolutions, max-pool, dropout, linear, backward, Adadelta, max-norm), "
+        "examples/s",
+        {"vocab_size": V, "embed_dim": FLAGS.embed_dim, "widths": list(_DEFAULTS.widths),
+         "channels": list(_DEFAULTS.channels), "batch_size": B, "seq_len": T, "num_classes": NUM_CLASSES,
+         "dropout": _DEFAULTS.dropout, "optimizer": f"adadelta({ADADELTA})", "max_norm": MAX_NORM})
 
 if __name__ == "__main__":
     app.run(main)

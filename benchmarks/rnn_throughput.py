@@ -16,7 +16,6 @@ import torch
 from absl import app, flags
 
 from benchmarks import _harness
-from vaecnn import report
 from vaecnn.classification import ClassifierTask
 from vaecnn.models.rnn import RNNClassifier
 from vaecnn.optim import make_optimizer
@@ -24,19 +23,12 @@ from vaecnn.recipes.text_classifier import INPUT_FIELDS, TextClassifierConfig
 
 FLAGS = flags.FLAGS
 _DEFAULTS = TextClassifierConfig(workdir="", dataset="stsa.binary")
-flags.DEFINE_string("output", "benchmarks/results/rnn_throughput.json", "Where the JSON goes.")
+_harness.define_flags("rnn_throughput")
 flags.DEFINE_integer("vocab_size", 13824, "V: embedding rows (the SST-2 phrase vocabulary's size).")
 flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.")
 flags.DEFINE_integer("hidden_size", _DEFAULTS.hidden_size, "H: hidden units.")
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.")
 flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.")
-flags.DEFINE_integer("warmup_steps", 5, "Untimed steps first (compilation included).")
-flags.DEFINE_integer("steps", 20, "Steps per timed block.")
-flags.DEFINE_integer("repeats", 7, "Timed blocks per side.")
-# One thread is PyTorch's fastest and steadiest setting for this step on the 2 shared cores measured:
-# 380-540 examples/s, against 25-260 with its default of 2 intra-op threads, which wait on each other
-# whenever another process holds a core.
-flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).")
 
 NUM_CLASSES = 2
 
@@ -75,31 +67,20 @@ def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
 
 def main(argv):
     del argv
-    torch.set_flush_denormal(True)
-    if FLAGS.torch_threads:
-        torch.set_num_threads(FLAGS.torch_threads)
+    _harness.configure_torch()
     B, T, V = FLAGS.batch_size, FLAGS.seq_len, FLAGS.vocab_size
-    rng = np.random.default_rng(0)
-    # Full-length sentences; both sides still gather h at length - 1, as in training.
-    batch = {"tokens": rng.integers(1, V, (B, T), dtype=np.int32), "length": np.full((B,), T, np.int32),
-             "label": rng.integers(0, NUM_CLASSES, (B,), dtype=np.int32), "mask": np.ones((B,), np.float32)}
+    batch = _harness.random_text_batch(B, T, V, NUM_CLASSES)
     model = RNNClassifier(V, NUM_CLASSES, embed_dim=FLAGS.embed_dim, hidden_size=FLAGS.hidden_size,
                           dropout_rate=_DEFAULTS.dropout)
     optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1, clip_norm=_DEFAULTS.clip_norm)
     sides = {"jax": _harness.jax_runner(ClassifierTask(model, INPUT_FIELDS), optimizer, batch),
              "torch": torch_runner(batch)}
-    results = _harness.compare(sides, B, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
-    results.update(
-        benchmark="Elman RNN classifier training step (embed, RNN, last state, linear, backward, clip, Adam), "
-                  "examples/s",
-        model={"vocab_size": V, "embed_dim": FLAGS.embed_dim, "hidden_size": FLAGS.hidden_size, "batch_size": B,
-               "seq_len": T, "num_classes": NUM_CLASSES, "activation": "tanh", "dropout": _DEFAULTS.dropout,
-               "clip_norm": _DEFAULTS.clip_norm, "optimizer": f"adam({_DEFAULTS.learning_rate})"},
-        versions={"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "flush_denormal": True})
-    report.write_json(FLAGS.output, results)
-    print(f"jax {results['jax']['examples_per_second']:.0f} examples/s, torch "
-          f"{results['torch']['examples_per_second']:.0f} examples/s, ratio {results['ratio_jax_over_torch']:.2f}; "
-          f"written to {FLAGS.output}")
+    _harness.run_and_write(
+        sides, B,
+        "Elman RNN classifier training step (embed, RNN, last state, linear, backward, clip, Adam), examples/s",
+        {"vocab_size": V, "embed_dim": FLAGS.embed_dim, "hidden_size": FLAGS.hidden_size, "batch_size": B,
+         "seq_len": T, "num_classes": NUM_CLASSES, "activation": "tanh", "dropout": _DEFAULTS.dropout,
+         "clip_norm": _DEFAULTS.clip_norm, "optimizer": f"adam({_DEFAULTS.learning_rate})"})
 
 
 if __name__ == "__main__":

@@ -1,6 +1,6 @@
 r"""Training throughput of the MNIST VAE: the project's jitted step against PyTorch, same run.
 
-    ./launch.sh bench vae_throughput        (writes benchmarks/results/vae_throughput.json)
+    ./launch.sh bench vae_throughput        (writes benchmarks/results/vae_throughput.{json,png})
 
 Both sides train the same model on the same batch: MLP encoder 784-512-256-(32 mean, 32 logvar),
 one reparameterized sample, MLP decoder 32-256-512-784 Bernoulli logits, loss = mean(BCE + KL to
@@ -13,19 +13,14 @@ import torch
 from absl import app, flags
 
 from benchmarks import _harness
-from vaecnn import report
 from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
 from vaecnn.recipes.vae import VAEConfig, VAETask
 
 FLAGS = flags.FLAGS
 _DEFAULTS = VAEConfig(workdir="")
-flags.DEFINE_string("output", "benchmarks/results/vae_throughput.json", "Where the JSON goes.")
+_harness.define_flags("vae_throughput", warmup_steps=10, steps=50)
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.")
-flags.DEFINE_integer("warmup_steps", 10, "Untimed steps first (compilation included).")
-flags.DEFINE_integer("steps", 50, "Steps per timed block.")
-flags.DEFINE_integer("repeats", 7, "Timed blocks per side.")
-flags.DEFINE_integer("torch_threads", 0, "torch.set_num_threads (0: PyTorch's default).")
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -70,25 +65,17 @@ def torch_runner(images: np.ndarray) -> _harness.Runner:
 
 def main(argv):
     del argv
-    torch.set_flush_denormal(True)  # PyTorch's best CPU setting; denormals slow its kernels badly
-    if FLAGS.torch_threads:
-        torch.set_num_threads(FLAGS.torch_threads)
+    _harness.configure_torch()
     images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, *IMAGE_SHAPE), dtype=np.uint8)
     task = VAETask(make_vae(IMAGE_SHAPE, _DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim))
     optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1)
     batch = {"image": images, "mask": np.ones(FLAGS.batch_size, np.float32)}
     sides = {"jax": _harness.jax_runner(task, optimizer, batch), "torch": torch_runner(images)}
-    results = _harness.compare(sides, FLAGS.batch_size, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
-    results.update(
-        benchmark="MNIST VAE training step (binarize, encode, sample, decode, BCE + KL, backward, Adam), examples/s",
-        model={"hidden_sizes": list(_DEFAULTS.hidden_sizes), "latent_dim": _DEFAULTS.latent_dim,
-               "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"},
-        versions={"torch": torch.__version__, "torch_threads": torch.get_num_threads(), "flush_denormal": True})
-    report.write_json(FLAGS.output, results)
-    print(f"jax {results['jax']['examples_per_second']:.0f} examples/s, torch "
-          f"{results['torch']['examples_per_second']:.0f} examples/s, ratio {results['ratio_jax_over_torch']:.2f}; "
-          f"written to {FLAGS.output}")
-
+    _harness.run_and_write(
+        sides, FLAGS.batch_size,
+        "MNIST VAE training step (binarize, encode, sample, decode, BCE + KL, backward, Adam), examples/s",
+        {"hidden_sizes": list(_DEFAULTS.hidden_sizes), "latent_dim": _DEFAULTS.latent_dim,
+         "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"})
 
 if __name__ == "__main__":
     app.run(main)
