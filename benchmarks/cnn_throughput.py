@@ -1,5 +1,7 @@
 r"""Training throughput of Kim's text CNN: the project's jitted step against the same model in PyTorch.
+
     ./launch.sh bench cnn_throughput   (writes benchmarks/results/cnn_throughput.{json,png})
+
 Both sides train the same network on the same batch (Kim's CNN-rand on MR): embedding V x D -> one
 convolution per width k (C channels, VALID, ReLU) -> max over time -> concatenation (F = sum C) ->
 dropout 0.5 -> linear to 2 classes; softmax cross-entropy, Adadelta (lr 1, rho 0.95, eps 1e-6), then
@@ -34,6 +36,7 @@ flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.")
 
 NUM_CLASSES = 2
 
+
 class TorchTextCNN(torch.nn.Module):
     """vaecnn.models.text_cnn.TextCNN (embedding_mode "rand") in PyTorch, channels-first convolutions."""
 
@@ -43,16 +46,19 @@ class TorchTextCNN(torch.nn.Module):
         self.convs = torch.nn.ModuleList(torch.nn.Conv1d(embed_dim, c, k) for k, c in zip(widths, channels))
         self.dropout = torch.nn.Dropout(dropout)
         self.out = torch.nn.Linear(sum(channels), NUM_CLASSES)
+
     def forward(self, tokens_BxT: torch.Tensor) -> torch.Tensor:
         x_BxDxT = self.embed(tokens_BxT).transpose(1, 2)
         feat_BxF = torch.cat([torch.relu(conv(x_BxDxT)).amax(dim=2) for conv in self.convs], dim=1)
         return self.out(self.dropout(feat_BxF))
+
 
 def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
     torch.manual_seed(0)
     model = TorchTextCNN(FLAGS.vocab_size, FLAGS.embed_dim, _DEFAULTS.widths, _DEFAULTS.channels, _DEFAULTS.dropout)
     optimizer = torch.optim.Adadelta(model.parameters(), **ADADELTA)
     tokens_BxT, label_B = (torch.from_numpy(batch[name]).long() for name in ("tokens", "label"))
+
     def run(n: int) -> None:
         for _ in range(n):
             optimizer.zero_grad(set_to_none=True)
@@ -60,7 +66,9 @@ def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
             optimizer.step()
             with torch.no_grad():  # Linear.weight is K x F: row j is class j's weight vector
                 model.out.weight.copy_(torch.renorm(model.out.weight, p=2, dim=0, maxnorm=MAX_NORM))
+
     return run
+
 
 def main(argv):
     del argv
@@ -79,6 +87,7 @@ def main(argv):
         {"vocab_size": V, "embed_dim": FLAGS.embed_dim, "widths": list(_DEFAULTS.widths),
          "channels": list(_DEFAULTS.channels), "batch_size": B, "seq_len": T, "num_classes": NUM_CLASSES,
          "dropout": _DEFAULTS.dropout, "optimizer": f"adadelta({ADADELTA})", "max_norm": MAX_NORM})
+
 
 if __name__ == "__main__":
     app.run(main)
