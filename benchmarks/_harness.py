@@ -42,6 +42,24 @@ def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch:
     return run
 
 
+def torch_runner(optimizer, loss: Callable[[], Any], after_backward: Callable[[], None] | None = None,
+                 after_step: Callable[[], None] | None = None) -> Runner:
+    """n PyTorch training steps: zero grads, loss().backward(), [after_backward, e.g. clipping],
+    optimizer.step(), [after_step, e.g. a max-norm projection]."""
+
+    def run(n: int) -> None:
+        for _ in range(n):
+            optimizer.zero_grad(set_to_none=True)
+            loss().backward()
+            if after_backward is not None:
+                after_backward()
+            optimizer.step()
+            if after_step is not None:
+                after_step()
+
+    return run
+
+
 def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, steps: int,
             repeats: int) -> dict[str, Any]:
     """Median examples/s of each side under the protocol above, and first/second ratio."""

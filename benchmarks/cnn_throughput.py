@@ -59,15 +59,12 @@ def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
     optimizer = torch.optim.Adadelta(model.parameters(), **ADADELTA)
     tokens_BxT, label_B = (torch.from_numpy(batch[name]).long() for name in ("tokens", "label"))
 
-    def run(n: int) -> None:
-        for _ in range(n):
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(tokens_BxT), label_B).backward()
-            optimizer.step()
-            with torch.no_grad():  # Linear.weight is K x F: row j is class j's weight vector
-                model.out.weight.copy_(torch.renorm(model.out.weight, p=2, dim=0, maxnorm=MAX_NORM))
+    @torch.no_grad()
+    def max_norm() -> None:  # Linear.weight is K x F: row j is class j's weight vector
+        model.out.weight.copy_(torch.renorm(model.out.weight, p=2, dim=0, maxnorm=MAX_NORM))
 
-    return run
+    return _harness.torch_runner(
+        optimizer, lambda: torch.nn.functional.cross_entropy(model(tokens_BxT), label_B), after_step=max_norm)
 
 
 def main(argv):

@@ -54,15 +54,9 @@ def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
     model = TorchRNNClassifier(FLAGS.vocab_size, FLAGS.embed_dim, FLAGS.hidden_size, _DEFAULTS.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=_DEFAULTS.learning_rate)
     tokens_BxT, length_B, label_B = (torch.from_numpy(batch[name]).long() for name in ("tokens", "length", "label"))
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            optimizer.zero_grad(set_to_none=True)
-            torch.nn.functional.cross_entropy(model(tokens_BxT, length_B), label_B).backward()
-            torch.nn.utils.clip_grad_norm_(model.parameters(), _DEFAULTS.clip_norm)
-            optimizer.step()
-
-    return run
+    return _harness.torch_runner(
+        optimizer, lambda: torch.nn.functional.cross_entropy(model(tokens_BxT, length_B), label_B),
+        after_backward=lambda: torch.nn.utils.clip_grad_norm_(model.parameters(), _DEFAULTS.clip_norm))
 
 
 def main(argv):

@@ -53,14 +53,7 @@ def torch_runner(images: np.ndarray) -> _harness.Runner:
     model = TorchVAE(_DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim)
     optimizer = torch.optim.Adam(model.parameters(), lr=_DEFAULTS.learning_rate)
     batch = torch.from_numpy(images)
-
-    def run(n: int) -> None:
-        for _ in range(n):
-            optimizer.zero_grad(set_to_none=True)
-            model.loss(batch).backward()
-            optimizer.step()
-
-    return run
+    return _harness.torch_runner(optimizer, lambda: model.loss(batch))
 
 
 def main(argv):

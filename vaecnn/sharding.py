@@ -28,6 +28,13 @@ def batch_sharded(mesh: Mesh) -> NamedSharding:
     return NamedSharding(mesh, PartitionSpec(DATA_AXIS))
 
 
+def round_up_to_devices(batch_size: int, mesh: Mesh) -> int:
+    """The smallest multiple of the device count >= batch_size: evaluation batches are padded (and
+    masked) anyway, so they can always be split evenly."""
+    num_devices = mesh.shape[DATA_AXIS]
+    return -(-batch_size // num_devices) * num_devices
+
+
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
     """Raises ValueError unless the batch splits evenly over the mesh."""
     num_devices = mesh.shape[DATA_AXIS]

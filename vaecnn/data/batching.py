@@ -17,6 +17,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vaecnn import sharding
+
 Batch = dict[str, jax.Array]
 
 
@@ -42,6 +44,12 @@ class ArrayBatcher:
         self._arrays = {name: jax.device_put(np.asarray(array), device_sharding)
                         for name, array in arrays.items()}
         self._gather = jax.jit(_gather_rows, out_shardings=batch_sharding)
+
+    @classmethod
+    def on_mesh(cls, arrays: Mapping[str, np.ndarray], batch_size: int, mesh: jax.sharding.Mesh) -> "ArrayBatcher":
+        """Data replicated on every device of `mesh`, batches split over its data axis."""
+        return cls(arrays, batch_size, device_sharding=sharding.replicated(mesh),
+                   batch_sharding=sharding.batch_sharded(mesh))
 
     @property
     def num_batches(self) -> int:

@@ -98,12 +98,10 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
                  len(train_split.labels), len(test_split.labels), image_shape, num_classes)
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
-    eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
-    device_placement = dict(device_sharding=sharding.replicated(mesh), batch_sharding=sharding.batch_sharded(mesh))
-    train_data = ArrayBatcher({"image": train_split.images, "label": train_split.labels}, config.batch_size,
-                              **device_placement)
-    test_data = ArrayBatcher({"image": test_split.images, "label": test_split.labels}, eval_batch_size,
-                             **device_placement)
+    train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
+                                      config.batch_size, mesh)
+    test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
+                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
 
     model = make_model(config, num_classes)
     # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.

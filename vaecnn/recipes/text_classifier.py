@@ -223,7 +223,7 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
     for split, data in encoded.items():
         logging.info("%s%s: %d examples, %.1f%% of %d tokens unknown to the %d-token vocabulary", tag, split,
                      len(data), 100 * data.num_unknown_tokens / max(data.num_tokens, 1), data.num_tokens, len(vocab))
-    eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
+    eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
     train_data = TextBatcher(encoded["train"], config.batch_size, num_buckets=config.num_buckets)
     held_out = {split: TextBatcher(encoded[split], eval_batch_size, boundaries=train_data.boundaries)
                 for split in encoded if split != "train"}

@@ -275,10 +275,9 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = Non
                  len(splits["test"].images), image_shape)
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)
-    eval_batch_size = -(-config.eval_batch_size // mesh.size) * mesh.size
-    device_placement = dict(device_sharding=sharding.replicated(mesh), batch_sharding=sharding.batch_sharded(mesh))
-    train_data = ArrayBatcher({"image": splits["train"].images}, config.batch_size, **device_placement)
-    test_data = ArrayBatcher({"image": splits["test"].images}, eval_batch_size, **device_placement)
+    train_data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.batch_size, mesh)
+    test_data = ArrayBatcher.on_mesh({"image": splits["test"].images},
+                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
 
     task = make_task(config, image_shape)
     optimizer = make_optimizer("adam", config.learning_rate, config.epochs * train_data.num_batches,
