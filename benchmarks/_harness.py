@@ -129,8 +129,13 @@ def random_text_batch(batch_size: int, seq_len: int, vocab_size: int, num_classe
 
 
 def run_and_write(sides: Mapping[str, Runner], batch_size: int, description: str,
-                  model: Mapping[str, Any]) -> dict[str, Any]:
-    """compare() under the flags, then writes --output (JSON) and a PNG of the timed blocks."""
+                  model: Mapping[str, Any],
+                  annotate: Callable[[dict[str, Any]], Mapping[str, Any]] | None = None) -> dict[str, Any]:
+    """compare() under the flags, then writes --output (JSON) and a PNG of the timed blocks.
+
+    annotate: optional, entries computed from the timing results (e.g. the VAE's roofline) that the
+    JSON records with them.
+    """
     import torch
 
     FLAGS = flags.FLAGS
@@ -138,6 +143,8 @@ def run_and_write(sides: Mapping[str, Runner], batch_size: int, description: str
     results.update(benchmark=description, model=dict(model),
                    versions={"jax": jax.__version__, "torch": torch.__version__,
                              "torch_threads": torch.get_num_threads(), "flush_denormal": True})
+    if annotate is not None:
+        results.update(annotate(results))
     report.write_json(FLAGS.output, results)
     figure_path = FLAGS.output.removesuffix(".json") + ".png"
     _plot(figure_path, results)

@@ -23,7 +23,6 @@ import torch
 from absl import app, flags
 
 from benchmarks import _harness
-from vaecnn import report
 from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
 from vaecnn.recipes.vae import VAEConfig, VAETask
@@ -116,6 +115,7 @@ def gemm_gflops(batch_size: int, fan_in: int, fan_out: int) -> dict[str, float]:
 
 
 def roofline(results: dict, step_flops_xla: float) -> dict:
+    """The step's FLOPs, each side's achieved GFLOP/s, and the largest product's rate as a ceiling."""
     layers = dense_layers(int(np.prod(IMAGE_SHAPE)), _DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim)
     per_example = train_matmul_flops_per_example(layers)
     largest = max(layers, key=lambda layer: layer[0] * layer[1])
@@ -140,13 +140,13 @@ def main(argv):
     optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1)
     batch = {"image": images, "mask": np.ones(FLAGS.batch_size, np.float32)}
     sides = {"jax": _harness.jax_runner(task, optimizer, batch), "torch": torch_runner(images)}
+    step_flops_xla = _harness.jax_step_flops(task, optimizer, batch)
     results = _harness.run_and_write(
         sides, FLAGS.batch_size,
         "MNIST VAE training step (binarize, encode, sample, decode, BCE + KL, backward, Adam), examples/s",
         {"hidden_sizes": list(_DEFAULTS.hidden_sizes), "latent_dim": _DEFAULTS.latent_dim,
-         "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"})
-    results["roofline"] = roofline(results, _harness.jax_step_flops(task, optimizer, batch))
-    report.write_json(FLAGS.output, results)
+         "batch_size": FLAGS.batch_size, "optimizer": f"adam({_DEFAULTS.learning_rate})"},
+        annotate=lambda timed: {"roofline": roofline(timed, step_flops_xla)})
     bound = results["roofline"]
     print(f"roofline: {bound['matmul_flops_per_example'] / 1e6:.2f} MFLOP per example in matrix products; "
           f"achieved {bound['achieved_gflops']['jax']:.0f} (JAX) and {bound['achieved_gflops']['torch']:.0f} "
