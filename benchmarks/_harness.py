@@ -8,6 +8,7 @@ alike), and the median examples/s of each side is reported with the ratio of the
 
 import os
 import statistics
+import sys
 import time
 from collections.abc import Callable, Mapping
 from typing import Any
@@ -18,8 +19,15 @@ import optax
 from absl import flags
 
 from vaecnn import report, sharding, train
+from vaecnn.errors import UserError
 
 Runner = Callable[[int], None]  # runs n training steps and returns once they are done
+
+try:  # every benchmark imports PyTorch from here, so a missing install is one line, not a traceback
+    import torch
+except ImportError:
+    sys.exit("error: the benchmarks compare against PyTorch, which is not installed here; run them as "
+             "./launch.sh bench <name>, which installs torch==2.13.0 (the extra vaecnn[bench])")
 
 
 def _jax_step(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any], seed: int):
@@ -99,20 +107,27 @@ def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, ste
 def define_flags(name: str, warmup_steps: int = 5, steps: int = 20, repeats: int = 7) -> None:
     """The flags every benchmark shares (absl; benchmarks are mains, so they may define flags)."""
     flags.DEFINE_string("output", f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
-    flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).")
-    flags.DEFINE_integer("steps", steps, "Steps per timed block.")
-    flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.")
-    # One thread is PyTorch's steadiest setting on 2 shared cores: with its default of 2 intra-op
-    # threads, they wait on each other whenever another process holds a core (measured here: the RNN
-    # step fell from 380-540 to 25-260 examples/s).
-    flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).")
+    # Checked now: a benchmark that cannot write its result should not first run for minutes.
+    flags.register_validator("output", _writable_output, "must be a .json path in a folder that can be written")
+    flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).", lower_bound=1)
+    flags.DEFINE_integer("steps", steps, "Steps per timed block.", lower_bound=1)
+    flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.", lower_bound=1)
+    flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).", lower_bound=0)
+
+
+def _writable_output(path: str) -> bool:
+    if not path.endswith(".json"):
+        return False
+    try:
+        report.check_workdir(os.path.dirname(os.path.abspath(path)))
+    except UserError:
+        return False
+    return True
 
 
 def configure_torch() -> None:
     """PyTorch's best CPU settings: denormals flushed (without it, its kernels slow down several
     times on tiny gradients) and the thread count of --torch_threads."""
-    import torch
-
     torch.set_flush_denormal(True)
     if flags.FLAGS.torch_threads:
         torch.set_num_threads(flags.FLAGS.torch_threads)
@@ -136,8 +151,6 @@ def run_and_write(sides: Mapping[str, Runner], batch_size: int, description: str
     annotate: optional, entries computed from the timing results (e.g. the VAE's roofline) that the
     JSON records with them.
     """
-    import torch
-
     FLAGS = flags.FLAGS
     results = compare(sides, batch_size, FLAGS.warmup_steps, FLAGS.steps, FLAGS.repeats)
     results.update(benchmark=description, model=dict(model),

@@ -15,10 +15,11 @@ benchmarks/_harness.py.
 
 import numpy as np
 import optax
-import torch
-from absl import app, flags
+from absl import flags
 
 from benchmarks import _harness
+from benchmarks._harness import torch
+from experiments import _cli
 from vaecnn.classification import ClassifierTask
 from vaecnn.models.text_cnn import TextCNN, max_norm_constraint
 from vaecnn.optim import make_optimizer
@@ -29,10 +30,10 @@ _DEFAULTS = TextClassifierConfig(workdir="", dataset="mr", model="cnn")
 MAX_NORM = 3.0  # Kim's s (experiments.cnn_sentiment's --max_norm default)
 ADADELTA = {"lr": 1.0, "rho": 0.95, "eps": 1e-6}  # vaecnn.optim's adadelta
 _harness.define_flags("cnn_throughput")
-flags.DEFINE_integer("vocab_size", 18765, "V: embedding rows (Kim's MR vocabulary size).")
-flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.")
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.")
-flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.")
+flags.DEFINE_integer("vocab_size", 18765, "V: embedding rows (Kim's MR vocabulary size).", lower_bound=1)
+flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.", lower_bound=1)
+flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.", lower_bound=1)
 
 NUM_CLASSES = 2
 
@@ -87,4 +88,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _cli.run(main)

@@ -12,10 +12,11 @@ benchmarks/_harness.py.
 """
 
 import numpy as np
-import torch
-from absl import app, flags
+from absl import flags
 
 from benchmarks import _harness
+from benchmarks._harness import torch
+from experiments import _cli
 from vaecnn.classification import ClassifierTask
 from vaecnn.models.rnn import RNNClassifier
 from vaecnn.optim import make_optimizer
@@ -24,11 +25,11 @@ from vaecnn.recipes.text_classifier import INPUT_FIELDS, TextClassifierConfig
 FLAGS = flags.FLAGS
 _DEFAULTS = TextClassifierConfig(workdir="", dataset="stsa.binary")
 _harness.define_flags("rnn_throughput")
-flags.DEFINE_integer("vocab_size", 13824, "V: embedding rows (the SST-2 phrase vocabulary's size).")
-flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.")
-flags.DEFINE_integer("hidden_size", _DEFAULTS.hidden_size, "H: hidden units.")
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.")
-flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.")
+flags.DEFINE_integer("vocab_size", 13824, "V: embedding rows (the SST-2 phrase vocabulary's size).", lower_bound=1)
+flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.", lower_bound=1)
+flags.DEFINE_integer("hidden_size", _DEFAULTS.hidden_size, "H: hidden units.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.", lower_bound=1)
+flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.", lower_bound=1)
 
 NUM_CLASSES = 2
 
@@ -78,4 +79,4 @@ def main(argv):
 
 
 if __name__ == "__main__":
-    app.run(main)
+    _cli.run(main)

@@ -19,10 +19,11 @@ import time
 import jax
 import jax.numpy as jnp
 import numpy as np
-import torch
-from absl import app, flags
+from absl import flags
 
 from benchmarks import _harness
+from benchmarks._harness import torch
+from experiments import _cli
 from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
 from vaecnn.recipes.vae import VAEConfig, VAETask
@@ -30,7 +31,7 @@ from vaecnn.recipes.vae import VAEConfig, VAETask
 FLAGS = flags.FLAGS
 _DEFAULTS = VAEConfig(workdir="")
 _harness.define_flags("vae_throughput", warmup_steps=10, steps=50)
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.")
+flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.", lower_bound=1)
 
 IMAGE_SHAPE = (28, 28, 1)
 
@@ -155,4 +156,4 @@ def main(argv):
           f"{bound['ceiling_examples_per_second']:.0f} examples/s")
 
 if __name__ == "__main__":
-    app.run(main)
+    _cli.run(main)

@@ -17,6 +17,7 @@ import sys
 
 from absl import flags
 
+from experiments import _cli
 from vaecnn.data.text import TEXT_DATASETS
 from vaecnn.optim import OPTIMIZERS, SCHEDULES
 from vaecnn.recipes.text_classifier import TextClassifierConfig, predict, run
@@ -31,8 +32,6 @@ def define_flags(workdir: str, **defaults) -> None:
     if set(defaults) - set(default):
         raise ValueError(f"not TextClassifierConfig fields: {sorted(set(defaults) - set(default))}")
     default.update(defaults)
-    flags.DEFINE_string("workdir", workdir, "Output folder: metrics, checkpoints, vocabulary, results. Rerunning "
-                        "resumes; with --predict, the trained folder to predict with.")
     flags.DEFINE_string("dataset", "stsa.binary", f"Data set: {', '.join(sorted(TEXT_DATASETS))} or tfds:<name>; "
                         "a test split is evaluated directly, none (mr) by --cv_folds cross-validation. Ignored "
                         "when --train_file is given (unless given too, which is an error).")
@@ -46,7 +45,7 @@ def define_flags(workdir: str, **defaults) -> None:
     flags.DEFINE_float("cv_dev_fraction", default["cv_dev_fraction"], "In cross-validation, the share of each "
                        "fold's training data held out as its dev set (0: none, keep the last epoch).",
                        lower_bound=0.0, upper_bound=0.5)
-    flags.DEFINE_integer("max_len", default["max_len"], "Tokens kept per sentence (default: all).", lower_bound=1)
+    flags.DEFINE_integer("max_len", default["max_len"], "Tokens kept per sentence; longer ones are cut and counted in the log.", lower_bound=1)
     flags.DEFINE_integer("min_freq", default["min_freq"], "Training tokens seen fewer times become <unk>.",
                          lower_bound=1)
     flags.DEFINE_integer("max_vocab", default["max_vocab"], "Largest vocabulary, <pad> and <unk> included.",
@@ -69,6 +68,8 @@ def define_flags(workdir: str, **defaults) -> None:
     flags.DEFINE_integer("seed", default["seed"], "Seed of every random draw (initialisation, order, folds).")
     flags.DEFINE_multi_string("predict", [], f"Sentence(s) to classify with the model in --workdir, instead of "
                               f"training; {STDIN} reads one per line from stdin.")
+    _cli.define_workdir(workdir, "Output folder: metrics, checkpoints, vocabulary, results. Rerunning resumes; "
+                        "with --predict, the trained folder to predict with.", read_only_with="predict")
 
 
 def config_from_flags(**model_fields) -> TextClassifierConfig:

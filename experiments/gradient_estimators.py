@@ -42,14 +42,14 @@ REFERENCE = "reparameterization"  # its mean at the largest S (N x S samples) st
 
 _DEFAULTS = VAEConfig(workdir="")
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).")
+_cli.define_workdir("runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).")
 flags.DEFINE_enum("dataset", _DEFAULTS.dataset, DATASETS, "Image dataset.")
 flags.DEFINE_string("data_dir", None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
-flags.DEFINE_list("hidden_sizes", [str(n) for n in _DEFAULTS.hidden_sizes], "Encoder MLP sizes (decoder mirrors).")
+_cli.define_integers("hidden_sizes", _DEFAULTS.hidden_sizes, "Encoder MLP sizes (decoder mirrors).")
 flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "Latent dimensions.", lower_bound=1)
 flags.DEFINE_integer("epochs", 10, "VAE training epochs.", lower_bound=1)
-flags.DEFINE_list("measure_epochs", ["1", "3", "10"], "Epochs after which to measure (each <= --epochs).")
-flags.DEFINE_list("num_samples", ["1", "4", "16", "64"], "Samples S per estimate: the x axis.")
+_cli.define_integers("measure_epochs", (1, 3, 10), "Epochs after which to measure (each <= --epochs).")
+_cli.define_integers("num_samples", (1, 4, 16, 64), "Samples S per estimate: the x axis.")
 flags.DEFINE_integer("num_estimates", 100, "Independent estimates per variance.", lower_bound=2)
 flags.DEFINE_integer("num_images", 32, "Test images in the fixed batch x.", lower_bound=1)
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every random draw.")
@@ -125,23 +125,16 @@ def plot(path: str, lines: list[dict], dataset: str) -> None:
     report.save_figure(path, figure)
 
 
-def _integers(name: str) -> list[int]:
-    try:
-        values = [int(v) for v in FLAGS[name].value]
-    except ValueError:
-        raise flags.ValidationError(f"--{name} must be integers, got {FLAGS[name].value}")
-    if not values or min(values) < 1:
-        raise flags.ValidationError(f"--{name} must be positive integers, got {values}")
-    return values
+flags.register_multi_flags_validator(
+    ["measure_epochs", "epochs"], lambda values: max(values["measure_epochs"]) <= values["epochs"],
+    "every --measure_epochs entry must be <= --epochs")
 
 
 def main(argv):
     del argv
-    measure_epochs, sample_sizes = sorted(set(_integers("measure_epochs"))), sorted(set(_integers("num_samples")))
-    if max(measure_epochs) > FLAGS.epochs:
-        raise ConfigError(f"--measure_epochs {measure_epochs} go beyond --epochs={FLAGS.epochs}")
+    measure_epochs, sample_sizes = sorted(set(FLAGS.measure_epochs)), sorted(set(FLAGS.num_samples))
     config = VAEConfig(workdir=os.path.join(FLAGS.workdir, "vae"), dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                       hidden_sizes=_integers("hidden_sizes"), latent_dim=FLAGS.latent_dim, epochs=FLAGS.epochs,
+                       hidden_sizes=FLAGS.hidden_sizes, latent_dim=FLAGS.latent_dim, epochs=FLAGS.epochs,
                        seed=FLAGS.seed)
     splits = load_splits(config)
     task = make_task(config, splits["test"].images.shape[1:])

@@ -6,6 +6,8 @@ r"""Train a VAE on MNIST (or Fashion-MNIST, or the offline 8x8 digits) and evalu
 Rerunning with the same --workdir resumes from its newest checkpoint.
 """
 
+import math
+
 from absl import flags
 
 from experiments import _cli
@@ -15,13 +17,13 @@ from vaecnn.recipes.vae import OBJECTIVES, VAEConfig, run
 
 _DEFAULTS = VAEConfig(workdir="")
 FLAGS = flags.FLAGS
-flags.DEFINE_string("workdir", "runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results.")
+_cli.define_workdir("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results.")
 flags.DEFINE_enum("dataset", _DEFAULTS.dataset, DATASETS, "Image dataset.")
 flags.DEFINE_string("data_dir", None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
 flags.DEFINE_enum("arch", _DEFAULTS.arch, ARCHS, "mlp, or conv: stride-2 convolutions around the dense layers.")
-flags.DEFINE_list("hidden_sizes", [str(n) for n in _DEFAULTS.hidden_sizes], "Encoder MLP sizes (decoder mirrors).")
-flags.DEFINE_list("conv_features", [str(n) for n in _DEFAULTS.conv_features],
-                  "--arch=conv: channels of the encoder's stride-2 convolutions (decoder mirrors).")
+_cli.define_integers("hidden_sizes", _DEFAULTS.hidden_sizes, "Encoder MLP sizes (decoder mirrors).")
+_cli.define_integers("conv_features", _DEFAULTS.conv_features,
+                     "--arch=conv: channels of the encoder's stride-2 convolutions (decoder mirrors).")
 flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "Latent dimensions.", lower_bound=1)
 flags.DEFINE_enum("likelihood", _DEFAULTS.likelihood, LIKELIHOODS, "p(x|z): bernoulli (BCE) or gaussian (MSE).")
 flags.DEFINE_string("gaussian_logvar", "0.0", "Gaussian likelihood: a fixed log-variance, or 'learned'.")
@@ -43,26 +45,24 @@ flags.DEFINE_integer("iw_chunk_size", _DEFAULTS.iw_chunk_size,
 
 
 def _gaussian_logvar(text: str) -> float | None:
-    if text == "learned":
-        return None
-    try:
-        return float(text)
-    except ValueError:
-        raise flags.ValidationError(f"--gaussian_logvar must be a number or 'learned', got {text!r}")
+    return None if text == "learned" else float(text)
 
 
-def _integers(name: str) -> tuple[int, ...]:
+def _is_logvar(text: str) -> bool:
     try:
-        return tuple(int(n) for n in FLAGS[name].value)
+        return math.isfinite(_gaussian_logvar(text) or 0.0)
     except ValueError:
-        raise flags.ValidationError(f"--{name} must be integers, got {FLAGS[name].value}")
+        return False
+
+
+flags.register_validator("gaussian_logvar", _is_logvar, "must be a finite number or 'learned'")
 
 
 def main(argv):
     del argv
     config = VAEConfig(
         workdir=FLAGS.workdir, dataset=FLAGS.dataset, data_dir=FLAGS.data_dir, arch=FLAGS.arch,
-        hidden_sizes=_integers("hidden_sizes"), conv_features=_integers("conv_features"),
+        hidden_sizes=FLAGS.hidden_sizes, conv_features=FLAGS.conv_features,
         latent_dim=FLAGS.latent_dim, likelihood=FLAGS.likelihood,
         gaussian_logvar=_gaussian_logvar(FLAGS.gaussian_logvar), objective=FLAGS.objective,
         num_samples=FLAGS.num_samples, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,

@@ -8,6 +8,7 @@ import numpy as np
 import pytest
 
 from vaecnn import embeddings as emb
+from vaecnn.errors import DataError
 
 WORDS = ["the", "cat", "sat", "on", "mat", "dog"]
 VOCAB = ["<pad>", "<unk>", "the", "Cat", "zebra", "mat", "quux", "dog", "on"]
@@ -124,7 +125,14 @@ def test_missing_pyarrow_error_message(tmp_path, monkeypatch):
 
 
 def test_missing_files_in_folder(tmp_path):
-    with pytest.raises(FileNotFoundError):
+    with pytest.raises(DataError, match="--glove_dir=.* lacks glove_6B_50d_emb.npy and glove_6B_index.parquet"):
+        emb.load_glove_50d(data_dir=tmp_path)
+
+
+def test_damaged_files_are_a_data_error(tmp_path):
+    (tmp_path / emb.GLOVE_VECTORS_FILE).write_bytes(b"not an npy file")
+    (tmp_path / emb.GLOVE_WORDS_FILE).write_bytes(b"not parquet either")
+    with pytest.raises(DataError, match="damaged"):
         emb.load_glove_50d(data_dir=tmp_path)
 
 

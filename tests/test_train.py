@@ -107,7 +107,8 @@ def test_nan_stops_with_clear_error_and_keeps_earlier_outputs(tmp_path):
 
     run_fit(tmp_path, epochs=1)
     before = open(tmp_path / "metrics.jsonl").read()
-    with pytest.raises(TrainingDiverged, match="epoch 2.*intact.*learning_rate"):
+    with pytest.raises(TrainingDiverged, match="in epoch 2; the checkpoint of epoch 1 in .* was re-read and matches "
+                                               "its digests; metrics.jsonl ends at epoch 1. Lower --learning_rate"):
         run_fit(tmp_path, epochs=3, task=DivergesInEpochTwo(TinyMLP(), ("x",)), learning_rate=1e12)
     assert open(tmp_path / "metrics.jsonl").read() == before
     assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]

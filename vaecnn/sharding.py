@@ -9,6 +9,8 @@ import jax
 import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
+from vaecnn.errors import ConfigError
+
 DATA_AXIS = "data"
 
 
@@ -36,8 +38,9 @@ def round_up_to_devices(batch_size: int, mesh: Mesh) -> int:
 
 
 def check_batch_size(batch_size: int, mesh: Mesh) -> None:
-    """Raises ValueError unless the batch splits evenly over the mesh."""
+    """Raises ConfigError unless the batch splits evenly over the mesh."""
     num_devices = mesh.shape[DATA_AXIS]
     if batch_size <= 0 or batch_size % num_devices:
-        raise ValueError(f"batch size {batch_size} must be a positive multiple of the {num_devices} "
-                         f"devices it is split over; pick e.g. {max(num_devices, batch_size // num_devices * num_devices)}")
+        raise ConfigError(f"--batch_size={batch_size} must be a positive multiple of the {num_devices} devices "
+                          f"it is split over; pick e.g. "
+                          f"--batch_size={max(num_devices, batch_size // num_devices * num_devices)}")

@@ -197,6 +197,75 @@ class _Progress:
                      step_in_epoch + 1, self.steps_per_epoch, rate, _format_seconds(remaining / rate))
 
 
+def _what_is_kept(checkpointer: Checkpointer, like: Any, workdir: str, failed_epoch: int) -> str:
+    """What a diverged run leaves, stated only as far as it was just checked: the newest checkpoint is
+    re-read and compared with its digests, and metrics.jsonl is read back."""
+    lines = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    metrics = (f"metrics.jsonl ends at epoch {lines[-1]['epoch']}" if lines else "metrics.jsonl has no epoch")
+    newest = checkpointer.latest_epoch()
+    if newest is None:
+        return f"no checkpoint was written in {workdir} before epoch {failed_epoch}; {metrics}"
+    if checkpointer.verify(newest, like):
+        return f"the checkpoint of epoch {newest} in {workdir} was re-read and matches its digests; {metrics}"
+    return f"the newest checkpoint (epoch {newest}) in {workdir} did NOT read back intact; {metrics}"
+
+
+def largest_batch(batcher: Batcher) -> Batch:
+    """The batcher's batch with the most elements: what the step's peak memory depends on.
+
+    Batchers with batches of several shapes (length buckets) say which is largest by a method of the
+    same name; for the others, any training batch has the one shape.
+    """
+    if hasattr(batcher, "largest_batch"):
+        return batcher.largest_batch()
+    return next(batcher.iterate(jax.random.key(0)))
+
+
+def free_memory_bytes(device: jax.Device) -> int | None:
+    """Memory the device can still allocate: the accelerator's allocator limit minus what it holds, or
+    on a CPU the host's available memory (Linux's MemAvailable); None where neither is known."""
+    stats = device.memory_stats()
+    if stats and "bytes_limit" in stats:
+        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
+    try:
+        with open("/proc/meminfo") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    return None
+
+
+def check_fits_in_memory(what: str, step, params_or_state: Any, batch: Batch, key: jax.Array) -> None:
+    """Raises ConfigError, before anything is allocated, when `step` (a jitted train or eval step) on
+    `batch` needs more memory than the device has free. `what` names the step in the message.
+
+    Why: a batch that cannot fit (a long text bucket, a large --batch_size) otherwise fails deep in
+    XLA as RESOURCE_EXHAUSTED after data loading and compilation, or, on a CPU, takes the machine into
+    swap. The compiled step's own accounting (temporaries plus the arguments and outputs it does not
+    alias) is the measure; compiling it here fills the same cache the first call uses.
+    """
+    stats = step.lower(params_or_state, batch, key).compile().memory_analysis()
+    if stats is None:
+        return
+    needed = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes - \
+        stats.alias_size_in_bytes
+    free = free_memory_bytes(jax.local_devices()[0])
+    if free is not None and needed > free:
+        shapes = ", ".join(f"{name} {'x'.join(map(str, value.shape))}" for name, value in batch.items()
+                           if getattr(value, "ndim", 0) >= 2)
+        raise ConfigError(f"one {what} on the largest batch ({shapes}) needs {needed / 2**30:.1f} GiB but "
+                          f"{free / 2**30:.1f} GiB are free on {jax.local_devices()[0].platform}; lower the batch "
+                          "size (--batch_size, --eval_batch_size) or, for text, --max_len")
+
+
+def check_eval_fits_in_memory(eval_step, params: Params, batcher: Batcher, key: jax.Array,
+                              batch_sharding: jax.sharding.Sharding) -> None:
+    check_fits_in_memory("evaluation step", eval_step, params, jax.device_put(largest_batch(batcher), batch_sharding),
+                         key)
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -216,7 +285,7 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
     batch_sharding = sharding.batch_sharded(mesh)
-    os.makedirs(workdir, exist_ok=True)
+    report.make_workdir(workdir)
     train_key, init_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
 
     first_batch = jax.device_put(next(train_data.iterate(jax.random.fold_in(init_key, 1))), batch_sharding)
@@ -228,10 +297,10 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
     # The selected parameters are a copy: the step donates (frees) the state's own buffers.
     best_params = jax.tree.map(jnp.copy, state.params) if select else None
     record = {"epoch": 0, "train_seconds": 0.0, "examples_seen": 0, "selected_epoch": 0, "best_value": None}
-    resume_epoch = checkpointer.latest_epoch()
-    if resume_epoch is not None:
-        like = {"state": state, "best_params": best_params} if select else {"state": state}
-        tree, record = checkpointer.restore(resume_epoch, like)
+    like = {"state": state, "best_params": best_params} if select else {"state": state}
+    restored = checkpointer.restore_latest(like, set_aside_damaged=True)
+    if restored is not None:
+        resume_epoch, tree, record = restored
         state = tree["state"]
         best_params = tree["best_params"] if select else None
         logging.info("resuming from the checkpoint of epoch %d in %s", resume_epoch, workdir)
@@ -239,6 +308,10 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
 
     train_step = make_train_step(task, optimizer, mesh, post_update)
     eval_step = make_eval_step(task, mesh)
+    check_fits_in_memory("training step", train_step, state, jax.device_put(largest_batch(train_data), batch_sharding),
+                         train_key)
+    for batcher in eval_data.values():
+        check_eval_fits_in_memory(eval_step, state.params, batcher, eval_key, batch_sharding)
     progress = _Progress(config.epochs, train_data.num_batches, config.log_every_seconds)
     try:
         for epoch in range(record["epoch"] + 1, config.epochs + 1):
@@ -256,9 +329,9 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
             epoch_seconds = time.perf_counter() - epoch_start
             if not math.isfinite(train_metrics["objective"]):
                 raise TrainingDiverged(
-                    f"the training objective became {train_metrics['objective']} in epoch {epoch}. "
-                    f"Checkpoints and metrics up to epoch {epoch - 1} in {workdir} are intact. Lower "
-                    "--learning_rate (or add gradient clipping) and rerun with a fresh --workdir.")
+                    f"the training objective became {train_metrics['objective']} in epoch {epoch}; "
+                    f"{_what_is_kept(checkpointer, like, workdir, epoch)}. Lower --learning_rate (or add gradient "
+                    "clipping) and rerun with a fresh --workdir.")
 
             line = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()}}
             eval_start = time.perf_counter()

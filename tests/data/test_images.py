@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from vaecnn.data import images
+from vaecnn.data import images, tfds_source
 from vaecnn.errors import DataError
 
 
@@ -113,7 +113,7 @@ def test_offline_without_local_copy_stops_fast_with_instructions(tmp_path):
               "except images.DataError as e:\n"
               "    print(e); sys.exit(3)\n")
     env = {k: v for k, v in os.environ.items() if k != images.DATA_DIR_ENV}
-    if images._host_reachable(images._TFDS_HOST, timeout=2):
+    if tfds_source.host_reachable(timeout=2):
         pytest.skip("the TFDS download host is reachable from here, so this is not an offline machine")
     start = time.perf_counter()
     result = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True, text=True, timeout=60)

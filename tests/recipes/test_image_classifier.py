@@ -104,7 +104,7 @@ def test_cli_reports_a_user_error_in_one_line(tmp_path):
     assert completed.returncode == 1
     assert "Traceback" not in completed.stderr
     assert completed.stderr.strip().splitlines()[-1] == (
-        "error: --cnn_features must be a comma-separated list of integers, got 32,wide")
+        "error: flag --cnn_features=32,wide: expected comma-separated integers, e.g. 3,4,5 (--helpshort lists the flags)")
 
 
 @pytest.mark.real_data

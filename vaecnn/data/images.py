@@ -15,16 +15,17 @@ Every loader returns {'train': ImageSplit, 'test': ImageSplit} with images [N, H
 import dataclasses
 import gzip
 import os
-import socket
 import struct
+import zlib
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vaecnn.data import tfds_source
+from vaecnn.data.tfds_source import DATA_DIR_ENV
 from vaecnn.errors import DataError
 
-DATA_DIR_ENV = "VAECNN_DATA_DIR"
 IDX_DATASETS = ("mnist", "fashion_mnist")
 DATASETS = IDX_DATASETS + ("digits",)
 
@@ -34,7 +35,6 @@ _IDX_FILES = {
 }
 _IDX_DTYPES = {0x08: np.uint8, 0x09: np.int8, 0x0B: np.dtype(">i2"), 0x0C: np.dtype(">i4"),
                0x0D: np.dtype(">f4"), 0x0E: np.dtype(">f8")}
-_TFDS_HOST = ("storage.googleapis.com", 443)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -60,13 +60,16 @@ def read_idx(path: str) -> np.ndarray:
     try:
         with opener(path, "rb") as f:
             data = f.read()
-    except (OSError, EOFError) as error:  # gzip raises these for truncated or non-gzip files
+    except (OSError, EOFError, zlib.error) as error:  # gzip raises these for truncated or damaged files
         raise DataError(f"cannot read {path}: {error}. The file is damaged; download it again.") from error
     if len(data) < 4 or data[0] != 0 or data[1] != 0 or data[2] not in _IDX_DTYPES:
         raise DataError(f"{path} is not an IDX file (bad magic number {data[:4].hex()}); "
                         "expected LeCun's MNIST format, e.g. train-images-idx3-ubyte.gz")
     dtype, ndim = np.dtype(_IDX_DTYPES[data[2]]), data[3]
     header_size = 4 + 4 * ndim
+    if len(data) < header_size:
+        raise DataError(f"{path} is truncated: its header declares {ndim} dimensions but the file ends after "
+                        f"{len(data)} bytes. Download it again.")
     shape = struct.unpack(f">{ndim}I", data[4:header_size])
     expected = header_size + int(np.prod(shape)) * dtype.itemsize
     if len(data) != expected:
@@ -118,38 +121,10 @@ def load_digits() -> dict[str, ImageSplit]:
     return {"train": ImageSplit(images[train], labels[train]), "test": ImageSplit(images[test], labels[test])}
 
 
-def _host_reachable(address: tuple[str, int], timeout: float = 3.0) -> bool:
-    try:
-        socket.create_connection(address, timeout=timeout).close()
-        return True
-    except OSError:
-        return False
-
-
 def load_tfds_dataset(name: str, tfds_data_dir: str | None = None) -> dict[str, ImageSplit]:
-    """MNIST-like datasets through `tfds.data_source` (ArrayRecord random access; no TensorFlow).
-
-    Reads a prepared copy when there is one; otherwise downloads and prepares it only if TFDS's
-    download host answers within seconds (offline, TFDS would retry for minutes).
-    """
-    import tensorflow_datasets as tfds
-
-    def open_sources():
-        return {split: tfds.data_source(name, split=split, data_dir=tfds_data_dir, download=False)
-                for split in ("train", "test")}
-
-    try:
-        sources = open_sources()
-    except (NotImplementedError, FileNotFoundError, AssertionError) as error:
-        builder = tfds.builder(name, data_dir=tfds_data_dir)
-        if builder.is_prepared():  # prepared, but as TFRecord: random access needs ArrayRecord
-            raise DataError(_missing_data_message(name, f"the TFDS copy in {builder.data_dir} cannot be "
-                                                  f"read without TensorFlow ({error})")) from error
-        if not _host_reachable(_TFDS_HOST):
-            raise DataError(_missing_data_message(name, f"TFDS has no prepared copy in {builder.data_dir} "
-                                                  "and its download host cannot be reached")) from error
-        builder.download_and_prepare(file_format="array_record")
-        sources = open_sources()
+    """MNIST-like datasets through `tfds.data_source` (ArrayRecord random access; no TensorFlow),
+    under vaecnn.data.tfds_source's policy (download only when the host answers)."""
+    sources = tfds_source.open_sources(name, {"train": "train", "test": "test"}, tfds_data_dir, _local_hint(name))
     splits = {}
     for split, source in sources.items():
         examples = [source[i] for i in range(len(source))]
@@ -159,11 +134,13 @@ def load_tfds_dataset(name: str, tfds_data_dir: str | None = None) -> dict[str, 
     return splits
 
 
+def _local_hint(name: str) -> str:
+    files = ", ".join(stem + ".gz" for pair in _IDX_FILES.values() for stem in pair)
+    return f"a folder holding {name}/ with the four IDX files ({files}); or use --dataset=digits for an offline demo"
+
+
 def _missing_data_message(name: str, reason: str) -> str:
-    return (f"no local copy of {name}: {reason}.\n"
-            f"Point --data_dir (or {DATA_DIR_ENV}) at a folder holding {name}/ with the four IDX files "
-            f"({', '.join(stem + '.gz' for pair in _IDX_FILES.values() for stem in pair)}), e.g. "
-            f"--data_dir=../shared/datasets, or use --dataset=digits for an offline demo.")
+    return tfds_source.missing_data_message(name, reason, _local_hint(name))
 
 
 def load_image_dataset(name: str, data_dir: str | None = None,

@@ -27,16 +27,12 @@ TSV columns) are skipped and counted in :class:`LoadReport` with the line number
 with no usable line raises a :class:`TextDataError` (a ``ValueError``) naming the file and the expected
 format.
 
-TFDS without TensorFlow
------------------------
-``tensorflow_datasets`` registers its dataset builders lazily. The builders under ``tensorflow_datasets/
-datasets/`` (``imdb_reviews``) are found by name, but the legacy ones defined in ``tensorflow_datasets.text``
-(``glue``) are only registered once that module is imported, so without TensorFlow (where nothing else
-triggers the import) ``tfds.data_source('glue/sst2')`` fails with "Dataset glue not found". Importing
-``tensorflow_datasets.text`` (which itself needs no TensorFlow) registers ``glue``; :func:`load_tfds_text`
-does that. ``tfds.data_source`` then works for data prepared in the ``array_record`` (or ``parquet``)
-format; an unprepared dataset is never downloaded here (``download=False``): a :class:`TFDSNotPreparedError`
-tells the user to prepare it elsewhere or to pass local files.
+TFDS
+----
+``tfds.data_source`` gives random access without TensorFlow; :mod:`vaecnn.data.tfds_source` opens it under
+the same policy as the image data sets (a prepared copy, else a download only when TFDS's host answers, else
+one DataError naming ``--data_dir``) and registers the legacy ``glue`` builder, which TFDS otherwise
+registers only when TensorFlow is present.
 """
 
 from __future__ import annotations
@@ -54,6 +50,7 @@ from typing import Any
 import jax
 import numpy as np
 
+from vaecnn.data import tfds_source
 from vaecnn.errors import ConfigError, DataError
 
 logger = logging.getLogger(__name__)
@@ -197,13 +194,24 @@ class Vocabulary:
 
     @classmethod
     def load(cls, path: PathLike) -> "Vocabulary":
-        """Reads a vocabulary written by :meth:`save`."""
-        with open(path, encoding="utf-8") as f:
-            payload = json.load(f)
+        """Reads a vocabulary written by :meth:`save`; anything else, or a damaged file, is a TextDataError."""
+        try:
+            with open(path, encoding="utf-8") as f:
+                payload = json.load(f)
+        except FileNotFoundError as e:
+            raise MissingTextFileError(f"{path}: no such file (the vocabulary is written by training)") from e
+        except (OSError, ValueError) as e:  # unreadable, not UTF-8, not JSON
+            raise TextDataError(f"{path}: cannot be read as a vocabulary ({e}); retrain, or restore the file") from e
+        not_ours = TextDataError(f"{path}: not a vocabulary written by Vocabulary.save (format {_VOCAB_FORMAT!r})")
         if not isinstance(payload, dict) or payload.get("format") != _VOCAB_FORMAT:
-            raise TextDataError(f"{path}: not a vocabulary written by Vocabulary.save "
-                                f"(format {_VOCAB_FORMAT!r})")
-        return cls(payload["tokens"], min_freq=payload.get("min_freq"), max_size=payload.get("max_size"))
+            raise not_ours
+        tokens = payload.get("tokens")
+        if not isinstance(tokens, list) or not all(isinstance(token, str) for token in tokens):
+            raise not_ours
+        try:
+            return cls(tokens, min_freq=payload.get("min_freq"), max_size=payload.get("max_size"))
+        except ValueError as e:  # <pad>/<unk> not first, repeated tokens
+            raise TextDataError(f"{path}: a damaged vocabulary: {e}") from e
 
 
 def build_vocabulary(token_lists: Iterable[Sequence[str]], min_freq: int = 1,
@@ -397,6 +405,8 @@ def read_text_lines(path: PathLike, report: LoadReport | None = None) -> list[st
     except FileNotFoundError as e:
         raise MissingTextFileError(f"{path}: no such file (set VAECNN_DATA_DIR or pass the folder that "
                                    "holds it)") from e
+    except OSError as e:  # a folder, a permission, an I/O error
+        raise TextDataError(f"{path}: cannot be read ({e.strerror or e}); pass a readable text file") from e
     try:
         text = raw.decode("utf-8-sig")
         encoding = "utf-8"
@@ -525,8 +535,15 @@ def read_kim_lines(path: PathLike, *, split: str = "train", report: LoadReport |
     if class_names is None:
         if num_classes is None:
             num_classes = max(labels) + 1 if labels else 0
+            if num_classes > MAX_INFERRED_CLASSES:  # "label text" lines whose first field is some number
+                raise TextDataError(f"{path}: a label of {num_classes - 1} implies {num_classes} classes; "
+                                    f"expected {expected} (at most {MAX_INFERRED_CLASSES} classes)")
         class_names = _default_class_names(num_classes)
     return _finish(path, split, texts, labels, tuple(class_names), report, expected)
+
+
+#: The most classes read_kim_lines infers from the labels it sees (each class gets a name and an output unit).
+MAX_INFERRED_CLASSES = 1000
 
 
 def _default_class_names(num_classes: int) -> tuple[str, ...]:
@@ -603,33 +620,21 @@ def load_mr(directory: PathLike) -> TextSplits:
 # ----------------------------------------------------------------------------------------------------------
 
 
-class TFDSNotPreparedError(DataError, RuntimeError):
-    """A TFDS data set is not prepared in a random-access format under ``data_dir``; nothing is downloaded."""
-
-
 #: Per TFDS name: (text feature, {our split name: TFDS split}).
 TFDS_TEXT_SOURCES: dict[str, tuple[str, dict[str, str]]] = {
     "glue/sst2": ("sentence", {"train": "train", "dev": "validation"}),
     "imdb_reviews": ("text", {"train": "train", "test": "test"}),
 }
-
-
-def _import_tfds():
-    """Imports tensorflow_datasets and registers the legacy text builders (``glue``) without TensorFlow."""
-    import tensorflow_datasets as tfds  # pylint: disable=g-import-not-at-top
-    # Builders defined in tensorflow_datasets.text (glue, ...) are registered only when that module is
-    # imported; `import tensorflow_datasets` defers it (lazy imports), so without TensorFlow `glue` would be
-    # "not found". The module itself needs no TensorFlow.
-    import tensorflow_datasets.text  # noqa: F401  pylint: disable=g-import-not-at-top,unused-import
-    return tfds
+_TFDS_LOCAL_HINT = ("a folder holding mr/ and sst2/ (--dataset=mr, sst2, stsa.binary or stsa.fine), or pass "
+                    "--train_file")
 
 
 def load_tfds_text(name: str, *, splits: Mapping[str, str] | None = None, data_dir: PathLike | None = None,
                    text_key: str | None = None, label_key: str = "label") -> TextSplits:
     """Loads a TFDS text-classification data set through ``tfds.data_source`` (no TensorFlow needed).
 
-    Nothing is downloaded (``download=False``): the data set must already be prepared under ``data_dir`` in a
-    random-access format (``array_record``, ``parquet``).
+    The data set is opened under :mod:`vaecnn.data.tfds_source`'s policy (prepared copy, else a download when
+    the host answers, else a DataError naming ``--data_dir``).
 
     Args:
         name: e.g. ``"glue/sst2"`` or ``"imdb_reviews"`` (see :data:`TFDS_TEXT_SOURCES` for the defaults).
@@ -642,36 +647,20 @@ def load_tfds_text(name: str, *, splits: Mapping[str, str] | None = None, data_d
     Records with a negative label (unlabeled) or empty text are skipped and counted.
 
     Raises:
-        TFDSNotPreparedError: the data set is not prepared (or is prepared as TFRecord, which has no random
-            access without TensorFlow); pass local files instead (:func:`load_glue_tsv`, :func:`load_kim`).
-        ValueError: the builder cannot be found, or a split has no labeled example.
+        DataError: the data set cannot be had (not prepared and offline, TFRecord only, unknown builder), or a
+            split has no labeled example.
     """
-    tfds = _import_tfds()
     default_text_key, default_splits = TFDS_TEXT_SOURCES.get(
         name, ("text", {"train": "train", "test": "test"}))
     text_key = text_key or default_text_key
     splits = dict(splits or default_splits)
     data_dir = os.fspath(data_dir) if data_dir is not None else None
-    try:
-        builder = tfds.builder(name, data_dir=data_dir)
-    except Exception as e:  # DatasetNotFoundError and friends
-        raise TextDataError(f"TFDS builder {name!r} could not be created without TensorFlow: {e}") from e
-    class_names = tuple(builder.info.features[label_key].names)
+    sources = tfds_source.open_sources(name, splits, data_dir, _TFDS_LOCAL_HINT)
+    class_names = tuple(tfds_source.import_tfds().builder(name, data_dir=data_dir).info.features[label_key].names)
     report = LoadReport()
     data: dict[str, TextDataset] = {}
     for ours, theirs in splits.items():
-        try:
-            source = tfds.data_source(name, split=theirs, data_dir=data_dir, download=False)
-        except Exception as e:  # NotImplementedError (TFRecord / unprepared), FileNotFoundError, ...
-            prepared = builder.is_prepared()
-            state = ("is prepared in a format without random access (TFRecord)" if prepared
-                     else "is not prepared")
-            raise TFDSNotPreparedError(
-                f"TFDS data set {name!r} split {theirs!r} {state} under data_dir={builder.data_dir!r}, "
-                "and this offline pipeline does not download. Prepare it elsewhere with "
-                "`tfds.builder(name).download_and_prepare(file_format='array_record')` and pass its "
-                "data_dir, or pass local files (load_glue_tsv / load_kim / load_mr). "
-                f"Original error: {type(e).__name__}: {str(e).splitlines()[0] if str(e) else ''}") from e
+        source = sources[ours]
         texts: list[str] = []
         labels: list[int] = []
         where = f"tfds:{name}/{theirs}"
@@ -1036,6 +1025,13 @@ class TextBatcher:
     def shapes(self) -> tuple[tuple[int, int], ...]:
         """The distinct ``(B, T)`` token shapes this batcher yields."""
         return tuple((self.batch_size, T) for T in self._lengths)
+
+    def largest_batch(self) -> dict[str, Any]:
+        """A batch of the longest bucket (the step's peak memory), its rows the bucket's first examples."""
+        bucket = len(self._lengths) - 1
+        num_real = min(self.batch_size, self._members[bucket].size)
+        rows = np.resize(np.arange(num_real), self.batch_size)
+        return self._batch(bucket, rows, num_real)
 
     def _batch(self, bucket: int, rows: np.ndarray, num_real: int) -> dict[str, Any]:
         """Assembles one batch from row positions within ``bucket``; rows past ``num_real`` are padding."""

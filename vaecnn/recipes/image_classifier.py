@@ -89,6 +89,8 @@ def _training_split(split: ImageSplit, train_examples: int | None) -> ImageSplit
 def run(config: ImageClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) one classifier; writes workdir/{metrics.jsonl, results.json,
     model_summary.txt, loss_curve.png, accuracy_curve.png, checkpoints}."""
+    mesh = sharding.data_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
     splits = load_image_dataset(config.dataset, config.data_dir)
     train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
     image_shape = train_split.images.shape[1:]
@@ -96,8 +98,6 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
     num_classes = max(train_split.num_classes, test_split.num_classes)
     logging.info("%s: %d train / %d test images of shape %s, %d classes", config.dataset,
                  len(train_split.labels), len(test_split.labels), image_shape, num_classes)
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)
     train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
                                       config.batch_size, mesh)
     test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
@@ -106,7 +106,7 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
     model = make_model(config, num_classes)
     # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
     summary = arith.summarize(model, jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8), deterministic=True)
-    os.makedirs(config.workdir, exist_ok=True)
+    report.make_workdir(config.workdir)
     with open(os.path.join(config.workdir, SUMMARY_FILE), "w", encoding="utf-8") as f:
         f.write(arith.format_summary(summary) + "\n")
     logging.info("%s: %s parameters, %s MACs per image", config.model, f"{summary.total_params:,}",

@@ -67,7 +67,10 @@ class TextClassifierConfig:
     test_file: str | None = None
     cv_folds: int = 10                 # used only when the data has no test split,
     cv_dev_fraction: float = 0.1       # and then this much of each fold's training data is its dev set
-    max_len: int | None = None         # tokens kept per sentence (None: all)
+    # Tokens kept per sentence; longer ones are cut and counted in the log and results. Bounded by
+    # default so that one runaway line (a file without newlines, a pasted document) cannot decide the
+    # padded length, hence the memory, of its batches. MR and SST-2 sentences have at most ~60 tokens.
+    max_len: int | None = 1000
     min_freq: int = 1                  # rarer training tokens become <unk>
     max_vocab: int | None = None       # embedding rows, <pad> and <unk> included
     num_buckets: int = 4               # length buckets: the number of compiled shapes
@@ -232,7 +235,7 @@ def _optimizer(config: TextClassifierConfig, total_steps: int):
 
 def _save_classifier(workdir: str, config: TextClassifierConfig, class_names: Sequence[str],
                      vocab: Vocabulary, select_metric: str | None) -> None:
-    os.makedirs(workdir, exist_ok=True)
+    report.make_workdir(workdir)
     vocab.save(os.path.join(workdir, VOCAB_FILE))
     report.write_json(os.path.join(workdir, CLASSIFIER_FILE), {
         "config": dataclasses.asdict(config), "class_names": list(class_names), "select_metric": select_metric})
@@ -248,8 +251,9 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
     encoded = {split: encode_dataset(data, vocab, config.max_len, report=load_report, split=tag + split)
                for split, data in named.items()}
     for split, data in encoded.items():
-        logging.info("%s%s: %d examples, %.1f%% of %d tokens unknown to the %d-token vocabulary", tag, split,
-                     len(data), 100 * data.num_unknown_tokens / max(data.num_tokens, 1), data.num_tokens, len(vocab))
+        logging.info("%s%s: %d examples (%d cut to --max_len=%s tokens), %.1f%% of %d tokens unknown to the "
+                     "%d-token vocabulary", tag, split, len(data), data.num_truncated, config.max_len,
+                     100 * data.num_unknown_tokens / max(data.num_tokens, 1), data.num_tokens, len(vocab))
     eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
     train_data = TextBatcher(encoded["train"], config.batch_size, num_buckets=config.num_buckets)
     held_out = {split: TextBatcher(encoded[split], eval_batch_size, boundaries=train_data.boundaries)
@@ -263,8 +267,10 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
     eval_data = {"dev": held_out["dev"]} if dev_set is not None else {}
     result = train.fit(task, optimizer, train_data, eval_data, config.train_config(select_metric), workdir, mesh=mesh,
                        post_update=_post_update(config))
-    test = train.evaluate(train.make_eval_step(task, mesh), result.params, held_out["test"],
-                          jax.random.key(config.seed), sharding.batch_sharded(mesh))
+    eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), jax.random.key(config.seed), \
+        sharding.batch_sharded(mesh)
+    train.check_eval_fits_in_memory(eval_step, result.params, held_out["test"], test_key, batch_sharding)
+    test = train.evaluate(eval_step, result.params, held_out["test"], test_key, batch_sharding)
     selected = result.history[result.selected_epoch - 1]
     logging.info("%stest accuracy %.4f with the parameters of epoch %d", tag, test["accuracy"], result.selected_epoch)
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"],
@@ -278,12 +284,12 @@ def run(config: TextClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
     checkpoints, vocab.json, classifier.json) and returns the results."""
     start = time.perf_counter()
+    mesh = sharding.data_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
     data = load_splits(config)
     logging.info("%s: %s", data.name, data.report.summary())
     for line in data.report.first_skipped:
         logging.warning("skipped %s line %d of %s: %s", line.split, line.line, line.path, line.reason)
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)
     if "test" in data:
         results = _train_and_test(config, config.workdir, data["train"], data.splits.get("dev"), data["test"],
                                   data.report, "", mesh)
@@ -348,7 +354,7 @@ def load_classifier(workdir: str) -> tuple[TextClassifierConfig, tuple[str, ...]
 
 def restore_params(workdir: str, task: ClassifierTask, optimizer, batch: Mapping[str, np.ndarray],
                    select_metric: str | None) -> Any:
-    """The selected parameters of the newest checkpoint in workdir/checkpoints.
+    """The selected parameters of the newest intact checkpoint in workdir/checkpoints.
 
     The checkpoint holds {'state': TrainState, 'best_params': params} (or only 'state' without
     selection); orbax restores a whole tree, so the optimizer state's shapes are traced from
@@ -359,10 +365,11 @@ def restore_params(workdir: str, task: ClassifierTask, optimizer, batch: Mapping
     like = {"state": state, "best_params": state.params} if select_metric else {"state": state}
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
     try:
-        epoch = checkpointer.latest_epoch()
-        if epoch is None:
+        # Read-only: a damaged newest checkpoint is reported and skipped, not moved.
+        restored = checkpointer.restore_latest(like, set_aside_damaged=False)
+        if restored is None:
             raise CheckpointError(f"no checkpoint in {checkpointer.directory}: training has not finished an epoch")
-        tree, _ = checkpointer.restore(epoch, like)
+        _, tree, _ = restored
     finally:
         checkpointer.close()
     return tree["best_params"] if select_metric else tree["state"].params

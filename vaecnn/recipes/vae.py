@@ -269,12 +269,12 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = Non
 
     on_epoch_end(epoch, params), if given, runs after each epoch's pictures (e.g. a measurement).
     """
+    mesh = sharding.data_mesh()
+    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
     splits = load_splits(config)
     image_shape = splits["train"].images.shape[1:]
     logging.info("%s: %d train / %d test images of shape %s", config.dataset, len(splits["train"].images),
                  len(splits["test"].images), image_shape)
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)
     train_data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.batch_size, mesh)
     test_data = ArrayBatcher.on_mesh({"image": splits["test"].images},
                                      sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
@@ -282,7 +282,7 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = Non
     task = make_task(config, image_shape)
     optimizer = make_optimizer("adam", config.learning_rate, config.epochs * train_data.num_batches,
                                config.lr_schedule)
-    os.makedirs(config.workdir, exist_ok=True)
+    report.make_workdir(config.workdir)
     pictures = _Pictures(task, splits["test"], config.workdir,
                          jax.random.fold_in(jax.random.key(config.seed), 10_000))
 
