@@ -4,6 +4,7 @@
 #   ./launch.sh test [pytest args]            the test suite
 #   ./launch.sh vae_mnist --epochs=5          python -m experiments.vae_mnist --epochs=5
 #   ./launch.sh bench vae_throughput [flags]  python -m benchmarks.vae_throughput [flags]
+#   ./launch.sh accelerator_check [flags]     on a GPU/TPU: its jax build, the fast tests, 30 timed VAE epochs
 #   ./launch.sh setup                         only create/refresh .venv
 #
 # Set-up is idempotent: .venv is created once and the project is reinstalled only when
@@ -98,8 +99,14 @@ case "$cmd" in
     [[ -f "benchmarks/$name.py" ]] || die "no benchmark benchmarks/$name.py"
     setup "test,bench"
     run_python -m "benchmarks.$name" "$@" ;;
+  accelerator_check)
+    setup "test"
+    "$venv/bin/python" -c 'import jax; d = jax.devices()[0]; print(f"launch.sh: jax {jax.__version__} on {d.platform}: {d}")'
+    "$venv/bin/python" -m pytest -p no:cacheprovider -q -x -m "not slow" tests/test_kl.py tests/test_likelihoods.py \
+      tests/test_objectives.py tests/test_engine.py tests/test_train.py tests/models/test_vae.py
+    run_python -m benchmarks.accelerator_check "$@" ;;
   help|-h|--help)
-    sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
     echo "experiments: $(ls experiments/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | tr '\n' ' ')" ;;
   *)
     [[ -f "experiments/$cmd.py" ]] || die "unknown command '$cmd'; try ./launch.sh help"

@@ -108,14 +108,14 @@ def define_flags(name: str, warmup_steps: int = 5, steps: int = 20, repeats: int
     """The flags every benchmark shares (absl; benchmarks are mains, so they may define flags)."""
     flags.DEFINE_string("output", f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
     # Checked now: a benchmark that cannot write its result should not first run for minutes.
-    flags.register_validator("output", _writable_output, "must be a .json path in a folder that can be written")
+    flags.register_validator("output", writable_output, "must be a .json path in a folder that can be written")
     flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).", lower_bound=1)
     flags.DEFINE_integer("steps", steps, "Steps per timed block.", lower_bound=1)
     flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.", lower_bound=1)
     flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).", lower_bound=0)
 
 
-def _writable_output(path: str) -> bool:
+def writable_output(path: str) -> bool:
     if not path.endswith(".json"):
         return False
     try:

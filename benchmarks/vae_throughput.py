@@ -23,6 +23,7 @@ from absl import flags
 
 from benchmarks import _harness
 from benchmarks._harness import torch
+from benchmarks._torch_vae import TorchVAE
 from experiments import _cli
 from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
@@ -36,35 +37,14 @@ flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.", l
 IMAGE_SHAPE = (28, 28, 1)
 
 
-class TorchVAE(torch.nn.Module):
-    def __init__(self, hidden_sizes, latent_dim):
-        super().__init__()
-        sizes = [int(np.prod(IMAGE_SHAPE)), *hidden_sizes]
-        self.encoder = torch.nn.Sequential(*[layer for a, b in zip(sizes, sizes[1:])
-                                             for layer in (torch.nn.Linear(a, b), torch.nn.ReLU())])
-        self.mean = torch.nn.Linear(sizes[-1], latent_dim)
-        self.logvar = torch.nn.Linear(sizes[-1], latent_dim)
-        back = [latent_dim, *reversed(hidden_sizes)]
-        self.decoder = torch.nn.Sequential(*[layer for a, b in zip(back, back[1:])
-                                             for layer in (torch.nn.Linear(a, b), torch.nn.ReLU())],
-                                           torch.nn.Linear(back[-1], sizes[0]))
-
-    def loss(self, images_uint8: torch.Tensor) -> torch.Tensor:
-        x = torch.bernoulli(images_uint8.float().flatten(1) / 255.0)
-        h = self.encoder(x)
-        mean, logvar = self.mean(h), self.logvar(h)
-        z = mean + torch.exp(0.5 * logvar) * torch.randn_like(mean)
-        bce = torch.nn.functional.binary_cross_entropy_with_logits(self.decoder(z), x, reduction="none").sum(1)
-        kl = 0.5 * (torch.exp(logvar) + mean ** 2 - 1 - logvar).sum(1)
-        return (bce + kl).mean()
-
-
 def torch_runner(images: np.ndarray) -> _harness.Runner:
+    """The PyTorch reference (benchmarks/_torch_vae.py), binarizing inside the step as the JAX side does."""
     torch.manual_seed(0)
     model = TorchVAE(_DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim)
     optimizer = torch.optim.Adam(model.parameters(), lr=_DEFAULTS.learning_rate)
     batch = torch.from_numpy(images)
-    return _harness.torch_runner(optimizer, lambda: model.loss(batch))
+    loss = lambda: model.negative_elbo(torch.bernoulli(batch.float().flatten(1) / 255.0)).mean()
+    return _harness.torch_runner(optimizer, loss)
 
 
 def dense_layers(input_dim: int, hidden_sizes, latent_dim: int) -> list[tuple[int, int]]:

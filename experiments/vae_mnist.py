@@ -13,6 +13,7 @@ from absl import flags
 from experiments import _cli
 from vaecnn.data.images import DATASETS
 from vaecnn.models.vae import ARCHS, LIKELIHOODS
+from vaecnn.optim import SCHEDULES
 from vaecnn.recipes.vae import OBJECTIVES, VAEConfig, run
 
 _DEFAULTS = VAEConfig(workdir="")
@@ -33,8 +34,12 @@ flags.DEFINE_integer("num_samples", _DEFAULTS.num_samples, "Samples of z per exa
                      lower_bound=1)
 flags.DEFINE_integer("epochs", _DEFAULTS.epochs, "Training epochs.", lower_bound=1)
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Training batch size.", lower_bound=1)
-flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam learning rate.", lower_bound=0.0)
-flags.DEFINE_enum("lr_schedule", _DEFAULTS.lr_schedule, ["constant", "cosine"], "Learning-rate schedule.")
+flags.DEFINE_float("learning_rate", _DEFAULTS.learning_rate, "Adam peak learning rate.", lower_bound=0.0)
+flags.DEFINE_enum("lr_schedule", _DEFAULTS.lr_schedule, SCHEDULES, "Learning-rate schedule.")
+flags.DEFINE_float("warmup_epochs", _DEFAULTS.warmup_epochs, "warmup_cosine: linear warm-up, in epochs.",
+                   lower_bound=0.0)
+flags.DEFINE_integer("steps_per_chunk", _DEFAULTS.steps_per_chunk, "Training steps per compiled program (more: "
+                     "fewer dispatches from Python; progress is logged between programs).", lower_bound=1)
 flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every random draw.")
 flags.DEFINE_integer("eval_batch_size", _DEFAULTS.eval_batch_size, "Evaluation batch size.", lower_bound=1)
 flags.DEFINE_integer("eval_iw_samples", 0, "If > 0: importance samples for the test log p(x) estimate.",
@@ -66,7 +71,8 @@ def main(argv):
         latent_dim=FLAGS.latent_dim, likelihood=FLAGS.likelihood,
         gaussian_logvar=_gaussian_logvar(FLAGS.gaussian_logvar), objective=FLAGS.objective,
         num_samples=FLAGS.num_samples, epochs=FLAGS.epochs, batch_size=FLAGS.batch_size,
-        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule, seed=FLAGS.seed,
+        learning_rate=FLAGS.learning_rate, lr_schedule=FLAGS.lr_schedule, warmup_epochs=FLAGS.warmup_epochs,
+        steps_per_chunk=FLAGS.steps_per_chunk, seed=FLAGS.seed,
         eval_batch_size=FLAGS.eval_batch_size, eval_iw_samples=FLAGS.eval_iw_samples,
         iw_chunk_size=FLAGS.iw_chunk_size)
     results = run(config)

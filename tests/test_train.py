@@ -101,8 +101,8 @@ def test_nan_stops_with_clear_error_and_keeps_earlier_outputs(tmp_path):
     class DivergesInEpochTwo(ClassifierTask):
         def loss(self, params, batch, key):
             loss, metrics = ClassifierTask.loss(self, params, batch, key)
-            # The optimizer's step counter is not visible here; the parameters' growth is.
-            poisoned = jnp.where(params["Dense_0"]["bias"][0] > 1e9, jnp.nan, loss)
+            # The optimizer's step counter is not visible here; the parameters' growth is (either sign).
+            poisoned = jnp.where(jnp.abs(params["Dense_0"]["bias"][0]) > 1e9, jnp.nan, loss)
             return poisoned, metrics
 
     run_fit(tmp_path, epochs=1)

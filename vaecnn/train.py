@@ -3,9 +3,9 @@
 Every experiment (VAE, RNN, CNN) supplies a `Task` (how to initialise, what loss to minimise, what
 to measure) and batchers; `fit` does the rest:
 
-    state, batch, key -> train_step -> state, metrics          one jitted, donated, sharded function
-    per epoch: metrics summed on the device, read on the host once, evaluation on every eval split,
-               a checkpoint, one line of metrics.jsonl, and the caller's `on_epoch_end` hook.
+    per epoch: compiled chunks of steps (vaecnn.engine: shuffle, gather, keys, steps and metric sums
+               in one jitted program per chunk), the sums read on the host once, evaluation on every
+               eval split, a checkpoint, one line of metrics.jsonl, and the caller's `on_epoch_end` hook.
 
 Randomness is a pure function of (seed, epoch, step): the shuffle and the step keys of epoch e are
 derived with fold_in from the seed, so a run resumed from epoch e's checkpoint draws exactly the
@@ -19,7 +19,6 @@ import time
 from collections.abc import Callable, Iterator, Mapping
 from typing import Any, Protocol
 
-import flax.struct
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -28,46 +27,17 @@ from absl import logging
 
 from vaecnn import report, sharding
 from vaecnn.checkpoints import Checkpointer
+from vaecnn.engine import (Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState,  # noqa: F401
+                           make_train_step)
 from vaecnn.errors import ConfigError, TrainingDiverged
-
-Params = Any
-Batch = Mapping[str, jax.Array]
-Metrics = dict[str, jax.Array]
-
-
-class Task(Protocol):
-    """What a model contributes to training. All three functions are pure and jit-compatible.
-
-    Metrics are *sums* over the batch's real examples (weighted by batch['mask']) plus 'count', the
-    number of real examples; the loop divides by the total count once per epoch, so every example
-    counts once however the batches were padded.
-    """
-
-    def init_params(self, key: jax.Array, batch: Batch) -> Params:
-        ...
-
-    def loss(self, params: Params, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:
-        """Returns (scalar objective to minimise, metric sums)."""
-        ...
-
-    def evaluate(self, params: Params, batch: Batch, key: jax.Array) -> Metrics:
-        """Metric sums on a batch, without training-time randomness such as dropout."""
-        ...
 
 
 class Batcher(Protocol):
+    """An evaluation split: `iterate(None)` yields every example once, padded batches masked."""
     num_batches: int
 
     def iterate(self, key: jax.Array | None) -> Iterator[Batch]:
         ...
-
-
-@flax.struct.dataclass
-class TrainState:
-    """Everything that changes during training; a pytree of arrays, so it checkpoints as is."""
-    step: jax.Array
-    params: Params
-    opt_state: optax.OptState
 
 
 @dataclasses.dataclass(frozen=True)
@@ -83,6 +53,9 @@ class TrainConfig:
     # (an eval split and metric, e.g. "dev/accuracy"); None keeps the last epoch's.
     select_metric: str | None = None
     select_mode: str = "max"
+    # Steps per compiled program (vaecnn.engine). Larger means fewer dispatches from Python; progress is
+    # logged between chunks. The numbers do not depend on it (up to float reassociation: none here).
+    steps_per_chunk: int = 100
 
     def __post_init__(self):
         if self.epochs < 1:
@@ -91,6 +64,8 @@ class TrainConfig:
             raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.eval_batch_size}")
         if self.select_mode not in ("max", "min"):
             raise ConfigError(f"select_mode must be 'max' or 'min', got {self.select_mode!r}")
+        if self.steps_per_chunk < 1:
+            raise ConfigError(f"steps_per_chunk must be >= 1, got {self.steps_per_chunk}")
 
 
 @dataclasses.dataclass
@@ -101,30 +76,6 @@ class FitResult:
     selected_epoch: int
     train_seconds: float             # time in training steps (compilation included), over all runs
     examples_seen: int
-
-
-def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh,
-                    post_update: Callable[[Params], Params] | None = None):
-    """The jitted step (state, batch, key) -> (state, metrics): parameters replicated, the batch
-    split over the mesh's data axis, the old state's buffers donated to the new one.
-
-    post_update: an optional pure projection applied to the parameters after each update (e.g.
-    Kim's max-norm constraint).
-    """
-
-    def train_step(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
-        (objective, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key)
-        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
-        params = optax.apply_updates(state.params, updates)
-        if post_update is not None:
-            params = post_update(params)
-        metrics = dict(metrics, objective_sum=objective, steps=jnp.ones((), jnp.float32),
-                       grad_norm_sum=optax.global_norm(grads))
-        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
-
-    replicated, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    return jax.jit(train_step, in_shardings=(replicated, data, replicated),
-                   out_shardings=(replicated, replicated), donate_argnums=0)
 
 
 def make_eval_step(task: Task, mesh: jax.sharding.Mesh):
@@ -178,23 +129,25 @@ def evaluate(eval_step, params: Params, batcher: Batcher, key: jax.Array,
 
 
 class _Progress:
-    """Logs steps/s and an ETA at most every `every_seconds` (reads only host-side counters)."""
+    """Logs steps/s and an ETA at most every `every_seconds`. Chunks are dispatched asynchronously, so
+    before reporting it waits for the work dispatched so far: the rate is of finished steps. That wait
+    happens once per report, not once per chunk."""
 
     def __init__(self, total_epochs: int, steps_per_epoch: int, every_seconds: float):
         self.total_epochs, self.steps_per_epoch, self.every = total_epochs, steps_per_epoch, every_seconds
         self.start = self.last = time.perf_counter()
         self.steps_done = 0
 
-    def step(self, epoch: int, step_in_epoch: int) -> None:
-        self.steps_done += 1
-        now = time.perf_counter()
-        if now - self.last < self.every:
+    def advance(self, epoch: int, steps_in_epoch: int, steps: int, wait: Callable[[], None]) -> None:
+        self.steps_done += steps
+        if time.perf_counter() - self.last < self.every:
             return
-        self.last = now
+        wait()
+        now = self.last = time.perf_counter()
         rate = self.steps_done / (now - self.start)
-        remaining = (self.total_epochs - epoch) * self.steps_per_epoch + self.steps_per_epoch - step_in_epoch - 1
-        logging.info("epoch %d/%d  step %d/%d  %.1f steps/s  ETA %s", epoch, self.total_epochs,
-                     step_in_epoch + 1, self.steps_per_epoch, rate, _format_seconds(remaining / rate))
+        remaining = (self.total_epochs - epoch + 1) * self.steps_per_epoch - steps_in_epoch
+        logging.info("epoch %d/%d  step %d/%d  %.1f steps/s  ETA %s", epoch, self.total_epochs, steps_in_epoch,
+                     self.steps_per_epoch, rate, _format_seconds(remaining / rate))
 
 
 def _what_is_kept(checkpointer: Checkpointer, like: Any, workdir: str, failed_epoch: int) -> str:
@@ -211,14 +164,14 @@ def _what_is_kept(checkpointer: Checkpointer, like: Any, workdir: str, failed_ep
 
 
 def largest_batch(batcher: Batcher) -> Batch:
-    """The batcher's batch with the most elements: what the step's peak memory depends on.
+    """The batcher's batch with the most elements: what a step's peak memory depends on.
 
     Batchers with batches of several shapes (length buckets) say which is largest by a method of the
-    same name; for the others, any training batch has the one shape.
+    same name; for the others, every batch has the one shape.
     """
     if hasattr(batcher, "largest_batch"):
         return batcher.largest_batch()
-    return next(batcher.iterate(jax.random.key(0)))
+    return next(batcher.iterate(None))
 
 
 def free_memory_bytes(device: jax.Device) -> int | None:
@@ -237,33 +190,40 @@ def free_memory_bytes(device: jax.Device) -> int | None:
     return None
 
 
-def check_fits_in_memory(what: str, step, params_or_state: Any, batch: Batch, key: jax.Array) -> None:
-    """Raises ConfigError, before anything is allocated, when `step` (a jitted train or eval step) on
-    `batch` needs more memory than the device has free. `what` names the step in the message.
+def check_fits_in_memory(what: str, lowered, shapes: str) -> float:
+    """Compiles `lowered` (a jax.jit(...).lower(...) of a train chunk or eval step) and raises
+    ConfigError, before anything is allocated, when it needs more memory than the device has free.
+    `what` and `shapes` name it in the message. Returns the seconds the compilation took.
 
     Why: a batch that cannot fit (a long text bucket, a large --batch_size) otherwise fails deep in
     XLA as RESOURCE_EXHAUSTED after data loading and compilation, or, on a CPU, takes the machine into
-    swap. The compiled step's own accounting (temporaries plus the arguments and outputs it does not
-    alias) is the measure; compiling it here fills the same cache the first call uses.
+    swap. The compiled program's own accounting (temporaries plus the arguments and outputs it does
+    not alias) is the measure; compiling here fills the same cache its first call uses.
     """
-    stats = step.lower(params_or_state, batch, key).compile().memory_analysis()
+    start = time.perf_counter()
+    stats = lowered.compile().memory_analysis()
+    seconds = time.perf_counter() - start
     if stats is None:
-        return
+        return seconds
     needed = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes - \
         stats.alias_size_in_bytes
     free = free_memory_bytes(jax.local_devices()[0])
     if free is not None and needed > free:
-        shapes = ", ".join(f"{name} {'x'.join(map(str, value.shape))}" for name, value in batch.items()
-                           if getattr(value, "ndim", 0) >= 2)
         raise ConfigError(f"one {what} on the largest batch ({shapes}) needs {needed / 2**30:.1f} GiB but "
                           f"{free / 2**30:.1f} GiB are free on {jax.local_devices()[0].platform}; lower the batch "
                           "size (--batch_size, --eval_batch_size) or, for text, --max_len")
+    return seconds
+
+
+def _shapes(batch: Mapping[str, Any]) -> str:
+    return ", ".join(f"{name} {'x'.join(map(str, value.shape))}" for name, value in batch.items()
+                     if getattr(value, "ndim", 0) >= 2)
 
 
 def check_eval_fits_in_memory(eval_step, params: Params, batcher: Batcher, key: jax.Array,
-                              batch_sharding: jax.sharding.Sharding) -> None:
-    check_fits_in_memory("evaluation step", eval_step, params, jax.device_put(largest_batch(batcher), batch_sharding),
-                         key)
+                              batch_sharding: jax.sharding.Sharding) -> float:
+    batch = jax.device_put(largest_batch(batcher), batch_sharding)
+    return check_fits_in_memory("evaluation step", eval_step.lower(params, batch, key), _shapes(batch))
 
 
 def _format_seconds(seconds: float) -> str:
@@ -271,16 +231,18 @@ def _format_seconds(seconds: float) -> str:
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
 
 
-def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher,
+def fit(task: Task, optimizer: optax.GradientTransformation, train_data: TrainingData,
         eval_data: Mapping[str, Batcher], config: TrainConfig, workdir: str, *,
         mesh: jax.sharding.Mesh | None = None,
         post_update: Callable[[Params], Params] | None = None,
-        on_epoch_end: Callable[[int, Params], None] | None = None) -> FitResult:
-    """Trains `task` for config.epochs epochs, resuming from the newest checkpoint in workdir.
+        on_epoch_end: Callable[[int, Params], bool | None] | None = None) -> FitResult:
+    """Trains `task` for config.epochs epochs, resuming from the newest intact checkpoint in workdir.
 
     Writes workdir/metrics.jsonl (one line per epoch: 'train/<metric>' and '<split>/<metric>'
     means, seconds) and workdir/checkpoints/<epoch>. Stops with TrainingDiverged if the objective
     becomes NaN or infinite; the checkpoints and metrics of earlier epochs stay as they were.
+    on_epoch_end(epoch, params) runs after each epoch's checkpoint; if it returns True, training stops
+    there (e.g. a benchmark that has reached its target).
     """
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
@@ -288,13 +250,13 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
     report.make_workdir(workdir)
     train_key, init_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
 
-    first_batch = jax.device_put(next(train_data.iterate(jax.random.fold_in(init_key, 1))), batch_sharding)
-    state = init_state(task, optimizer, first_batch, init_key, mesh)
+    chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk, post_update)
+    state = init_state(task, optimizer, jax.device_put(chunks.first_batch(), batch_sharding), init_key, mesh)
     select = config.select_metric is not None
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
     metrics_log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
 
-    # The selected parameters are a copy: the step donates (frees) the state's own buffers.
+    # The selected parameters are a copy: the chunks donate (free) the state's own buffers.
     best_params = jax.tree.map(jnp.copy, state.params) if select else None
     record = {"epoch": 0, "train_seconds": 0.0, "examples_seen": 0, "selected_epoch": 0, "best_value": None}
     like = {"state": state, "best_params": best_params} if select else {"state": state}
@@ -306,27 +268,28 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
         logging.info("resuming from the checkpoint of epoch %d in %s", resume_epoch, workdir)
     history = metrics_log.truncate_after(record["epoch"])
 
-    train_step = make_train_step(task, optimizer, mesh, post_update)
     eval_step = make_eval_step(task, mesh)
-    check_fits_in_memory("training step", train_step, state, jax.device_put(largest_batch(train_data), batch_sharding),
-                         train_key)
+    # Compiling the largest chunk program here checks its memory and fills the cache of its first call;
+    # the seconds count as training time, like any first step's compilation.
+    largest = chunks.largest_group()
+    compile_seconds = check_fits_in_memory(
+        "training step", chunks.lower_chunk(state, chunks.zero_sums(state), train_key, largest),
+        _shapes(chunks.batch_shape(largest)))
     for batcher in eval_data.values():
         check_eval_fits_in_memory(eval_step, state.params, batcher, eval_key, batch_sharding)
-    progress = _Progress(config.epochs, train_data.num_batches, config.log_every_seconds)
+    progress = _Progress(config.epochs, chunks.steps_per_epoch, config.log_every_seconds)
     try:
         for epoch in range(record["epoch"] + 1, config.epochs + 1):
             epoch_key = jax.random.fold_in(train_key, epoch)
-            shuffle_key, step_key = jax.random.split(epoch_key)
             epoch_start = time.perf_counter()
-            totals = None
-            # Steps are dispatched asynchronously; the host only reads the metric sums once, below.
-            for index, batch in enumerate(train_data.iterate(shuffle_key)):
-                batch = jax.device_put(batch, batch_sharding)
-                state, metrics = train_step(state, batch, jax.random.fold_in(step_key, index))
-                totals = _add(totals, metrics)
-                progress.step(epoch, index)
-            train_metrics = means(totals)
-            epoch_seconds = time.perf_counter() - epoch_start
+            sums, steps_in_epoch = chunks.zero_sums(state), 0
+            # Chunks are dispatched asynchronously; the host reads the metric sums once, below.
+            for group, first_step, steps in chunks.epoch_chunks(epoch_key):
+                state, sums = chunks.run_chunk(state, sums, epoch_key, group, first_step, steps)
+                steps_in_epoch += steps
+                progress.advance(epoch, steps_in_epoch, steps, lambda: jax.block_until_ready(sums))
+            train_metrics = means(sums)
+            epoch_seconds = time.perf_counter() - epoch_start + compile_seconds
             if not math.isfinite(train_metrics["objective"]):
                 raise TrainingDiverged(
                     f"the training objective became {train_metrics['objective']} in epoch {epoch}; "
@@ -340,8 +303,9 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
                 line.update({f"{split}/{k}": v for k, v in split_metrics.items()})
             record["train_seconds"] += epoch_seconds
             record["examples_seen"] += train_metrics["count"]
-            line.update(epoch_seconds=epoch_seconds, eval_seconds=time.perf_counter() - eval_start,
-                        train_seconds=record["train_seconds"])
+            line.update(epoch_seconds=epoch_seconds, compile_seconds=compile_seconds,
+                        eval_seconds=time.perf_counter() - eval_start, train_seconds=record["train_seconds"])
+            compile_seconds = 0.0  # only the first epoch of a process compiles
 
             if select:
                 value = line[config.select_metric]
@@ -357,8 +321,8 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Batcher
             metrics_log.append(line)
             history.append(line)
             logging.info("epoch %d/%d  %s", epoch, config.epochs, report.format_metrics(line))
-            if on_epoch_end is not None:
-                on_epoch_end(epoch, state.params)
+            if on_epoch_end is not None and on_epoch_end(epoch, state.params):
+                break
     finally:
         checkpointer.wait()
         checkpointer.close()

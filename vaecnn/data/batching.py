@@ -60,6 +60,14 @@ class ArrayBatcher:
     def num_eval_batches(self) -> int:
         return -(-self.num_examples // self.batch_size)
 
+    def groups(self) -> list[dict[str, jax.Array]]:
+        """The training set as one group for vaecnn.engine (already on the device)."""
+        return [self._arrays]
+
+    def steps_per_group(self) -> list[int]:
+        """num_batches: a fresh remainder is dropped each epoch (the engine's formula, S = n // B)."""
+        return [self.num_batches]
+
     def iterate(self, key: jax.Array | None) -> Iterator[Batch]:
         """With a key: a random permutation, `num_batches` full batches (remainder dropped, a fresh
         remainder each epoch). Without: all examples in order; the last batch is padded by

@@ -1026,6 +1026,15 @@ class TextBatcher:
         """The distinct ``(B, T)`` token shapes this batcher yields."""
         return tuple((self.batch_size, T) for T in self._lengths)
 
+    def groups(self) -> list[dict[str, np.ndarray]]:
+        """The buckets as groups for vaecnn.engine: tokens [n_b, T_b], length [n_b], label [n_b]."""
+        return [{"tokens": tokens_nxT, "length": self._example_lengths[members], "label": self._labels[members]}
+                for tokens_nxT, members in zip(self._tokens, self._members)]
+
+    def steps_per_group(self) -> list[int]:
+        """ceil(n_b / B) per bucket: the last batch is filled from the bucket's start (see the class doc)."""
+        return list(self.batches_per_bucket)
+
     def largest_batch(self) -> dict[str, Any]:
         """A batch of the longest bucket (the step's peak memory), its rows the bucket's first examples."""
         bucket = len(self._lengths) - 1

@@ -21,7 +21,7 @@ from vaecnn.data.images import ImageSplit, binarize, binarize_once, load_image_d
 from vaecnn.errors import ConfigError
 from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
-from vaecnn.optim import make_optimizer
+from vaecnn.optim import SCHEDULES, make_optimizer
 
 OBJECTIVES = ("elbo", "iwae")
 NUM_PICTURE_IMAGES = 16
@@ -46,14 +46,18 @@ class VAEConfig:
     gaussian_logvar: float | None = 0.0   # None: learned per-pixel variance
     objective: str = "elbo"               # 'iwae': the importance-weighted bound with k = num_samples
     num_samples: int = 1                  # samples of z per example in the objective
+    # The fastest sound recipe measured (README, "VAE on MNIST"): reaches 100 nats in about 11 epochs and
+    # ~95 at 30, against 11 and 96.1 for Adam 1e-3 at batch 128, in less time per epoch.
     epochs: int = 30
-    batch_size: int = 128
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
+    batch_size: int = 256
+    learning_rate: float = 3e-3
+    lr_schedule: str = "warmup_cosine"
+    warmup_epochs: float = 1.0            # warmup_cosine: linear warm-up, in epochs (then cosine decay to 0)
     seed: int = 0
     eval_batch_size: int = 1000
     eval_iw_samples: int = 0              # > 0: also estimate log p(x) with k importance samples
     iw_chunk_size: int = 500
+    steps_per_chunk: int = 100            # training steps per compiled program (vaecnn.engine)
 
     def __post_init__(self):
         for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
@@ -65,12 +69,16 @@ class VAEConfig:
                               f"{self.latent_dim} and {list(self.hidden_sizes)}")
         if self.arch == "conv" and (not self.conv_features or min(self.conv_features) < 1):
             raise ConfigError(f"every --conv_features entry must be >= 1, got {list(self.conv_features)}")
+        if self.lr_schedule not in SCHEDULES or self.warmup_epochs < 0 or self.steps_per_chunk < 1:
+            raise ConfigError(f"--lr_schedule must be one of {', '.join(SCHEDULES)}, --warmup_epochs >= 0 and "
+                              f"--steps_per_chunk >= 1; got {self.lr_schedule!r}, {self.warmup_epochs}, "
+                              f"{self.steps_per_chunk}")
         if self.num_samples < 1 or self.eval_iw_samples < 0 or self.iw_chunk_size < 1:
             raise ConfigError("--num_samples and --iw_chunk_size must be >= 1 and --eval_iw_samples >= 0")
 
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                                 eval_batch_size=self.eval_batch_size)
+                                 eval_batch_size=self.eval_batch_size, steps_per_chunk=self.steps_per_chunk)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -264,10 +272,11 @@ def make_task(config: VAEConfig, image_shape: Sequence[int]) -> VAETask:
     return VAETask(model, config.num_samples, config.objective)
 
 
-def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = None) -> dict[str, Any]:
+def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | None = None) -> dict[str, Any]:
     """Trains (or resumes) the VAE and writes workdir/{metrics.jsonl, results.json, *.png, checkpoints}.
 
-    on_epoch_end(epoch, params), if given, runs after each epoch's pictures (e.g. a measurement).
+    on_epoch_end(epoch, params), if given, runs after each epoch's pictures (e.g. a measurement); if it
+    returns True, training stops after that epoch.
     """
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
@@ -280,16 +289,17 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], None] | None = Non
                                      sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
 
     task = make_task(config, image_shape)
-    optimizer = make_optimizer("adam", config.learning_rate, config.epochs * train_data.num_batches,
-                               config.lr_schedule)
+    total_steps = config.epochs * train_data.num_batches
+    # Below the total, so a very short run (the digits demo, a test) still has a decay phase.
+    warmup_steps = min(round(config.warmup_epochs * train_data.num_batches), max(total_steps - 1, 0))
+    optimizer = make_optimizer("adam", config.learning_rate, total_steps, config.lr_schedule, warmup_steps)
     report.make_workdir(config.workdir)
     pictures = _Pictures(task, splits["test"], config.workdir,
                          jax.random.fold_in(jax.random.key(config.seed), 10_000))
 
-    def epoch_end(epoch: int, params) -> None:
+    def epoch_end(epoch: int, params) -> bool | None:
         pictures(epoch, params)
-        if on_epoch_end is not None:
-            on_epoch_end(epoch, params)
+        return on_epoch_end(epoch, params) if on_epoch_end is not None else None
 
     result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(),
                        config.workdir, mesh=mesh, on_epoch_end=epoch_end)

@@ -1,0 +1,122 @@
+"""The engine: epochs as compiled chunks of steps give the numbers of one step at a time."""
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+import pytest
+
+from vaecnn import engine, sharding, train
+from vaecnn.classification import ClassifierTask
+from vaecnn.data.batching import ArrayBatcher
+from vaecnn.data.text import EncodedDataset, TextBatcher
+
+from test_train import TinyMLP, toy_data
+
+
+def run_epochs(data, steps_per_chunk: int, epochs: int = 1, task=None, seed: int = 0):
+    """State and per-epoch metric sums after `epochs` epochs, chunks of `steps_per_chunk` steps."""
+    task = task or ClassifierTask(TinyMLP(), ("x",))
+    optimizer = optax.adam(0.05)
+    mesh = sharding.data_mesh()
+    chunks = engine.ChunkedEpochs(task, optimizer, data, mesh, steps_per_chunk)
+    state = train.init_state(task, optimizer, chunks.first_batch(), jax.random.key(seed), mesh)
+    history = []
+    for epoch in range(1, epochs + 1):
+        epoch_key = jax.random.fold_in(jax.random.key(seed), epoch)
+        sums = chunks.zero_sums(state)
+        for group, first_step, steps in chunks.epoch_chunks(epoch_key):
+            state, sums = chunks.run_chunk(state, sums, epoch_key, group, first_step, steps)
+        history.append(train.means(sums))
+    return state, history, chunks
+
+
+@pytest.mark.parametrize("steps_per_chunk", [3, 4, 100],
+                         ids=["3 (3 chunks, 2 steps masked)", "4 (2 chunks, 1 step masked)", "whole epoch"])
+def test_chunked_training_equals_one_step_at_a_time(steps_per_chunk):
+    data = ArrayBatcher(toy_data(7 * 32 + 5, 0), 32)          # 7 steps per epoch, a remainder of 5 dropped
+    one_step, one_step_history, _ = run_epochs(data, 1, epochs=2)
+    chunked, chunked_history, chunks = run_epochs(data, steps_per_chunk, epochs=2)
+    assert chunks.steps_per_epoch == 7
+    chex.assert_trees_all_close(chunked.params, one_step.params, rtol=1e-5, atol=1e-6)
+    assert int(chunked.step) == int(one_step.step) == 14     # masked steps do not count
+    for a, b in zip(chunked_history, one_step_history):
+        assert a["count"] == b["count"] == 7 * 32
+        np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
+
+
+def _toy_text(num: int, seed: int) -> EncodedDataset:
+    rng = np.random.default_rng(seed)
+    lengths = rng.integers(1, 30, num)
+    labels = rng.integers(0, 2, num).astype(np.int32)
+    token_ids = [rng.integers(2, 50, n).astype(np.int32) for n in lengths]
+    return EncodedDataset(token_ids, lengths.astype(np.int32), labels, ("negative", "positive"))
+
+
+
+
+def _text_task():
+    import flax.linen as nn
+
+    class Mean(nn.Module):
+        @nn.compact
+        def __call__(self, tokens_BxT, length_B, deterministic: bool = True):
+            mask_BxT = jnp.arange(tokens_BxT.shape[1])[None] < length_B[:, None]
+            h_BxTxD = nn.Embed(50, 8)(tokens_BxT) * mask_BxT[..., None]
+            return nn.Dense(2)(h_BxTxD.sum(1) / length_B[:, None])
+
+    return ClassifierTask(Mean(), ("tokens", "length"))
+
+
+def test_length_buckets_chunked_equals_one_step_and_every_example_trains():
+    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    one_step, one_history, chunks = run_epochs(data, 1, task=_text_task())
+    chunked, chunked_history, _ = run_epochs(data, 100, task=_text_task())
+    assert len(chunks.groups) == 3
+    chex.assert_trees_all_close(chunked.params, one_step.params, rtol=1e-5, atol=1e-6)
+    # Fill: ceil(n_b / B) steps per bucket, every row real.
+    assert chunks.steps_per_epoch == data.num_batches
+    assert chunked_history[0]["count"] == one_history[0]["count"] == data.num_batches * 16
+
+
+def test_epoch_order_interleaves_buckets_and_depends_only_on_the_key():
+    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    _, _, coarse = run_epochs(data, 100, task=_text_task())
+    _, _, fine = run_epochs(data, 1, task=_text_task())
+    key = jax.random.key(3)
+    steps = lambda chunks: [(g, first + i) for g, first, n in chunks.epoch_chunks(key) for i in range(n)]
+    assert steps(coarse) == steps(fine)                               # chunking changes dispatch only
+    groups = [g for g, _ in steps(coarse)]
+    assert sorted(set(groups)) == [0, 1, 2] and groups != sorted(groups)  # buckets interleave
+    assert steps(coarse) != [(g, s) for g, s in sorted(steps(coarse))]
+    assert sorted(steps(coarse)) == [(g, s) for g in range(3) for s in range(coarse.steps[g])]  # each step once
+
+
+def test_rows_cover_a_permutation_and_fill_by_cycling():
+    perm = jnp.array([4, 2, 0, 3, 1])
+    rows = [engine.step_rows(perm, s, 2).tolist() for s in range(3)]
+    assert rows == [[4, 2], [0, 3], [1, 4]]   # the last batch filled from the start of the shuffled group
+
+
+def test_no_recompilation_after_the_first_chunk():
+    @chex.assert_max_traces(n=1)
+    def counted_loss(task, params, batch, key):
+        return ClassifierTask.loss(task, params, batch, key)
+
+    class Counted(ClassifierTask):
+        def loss(self, params, batch, key):
+            return counted_loss(self, params, batch, key)
+
+    data = ArrayBatcher(toy_data(7 * 32, 0), 32)
+    run_epochs(data, 3, epochs=3, task=Counted(TinyMLP(), ("x",)))  # 3 epochs x 3 chunks (one masked)
+
+
+def test_chunk_size_prefers_an_exact_division():
+    assert engine.chunk_size(468, 100) == 78      # 6 x 78, no masked step
+    assert engine.chunk_size(7, 4) == 4           # 7 is prime: 2 chunks of 4, one step masked
+    assert engine.chunk_size(97, 100) == 97       # one chunk
+    assert engine.chunk_size(101, 100) == 51      # 101 is prime: 2 balanced chunks, one step masked
+    for steps, most in [(468, 100), (7, 3), (173, 20), (1, 1)]:
+        size = engine.chunk_size(steps, most)
+        assert 1 <= size <= most

@@ -1,0 +1,251 @@
+"""The training engine: N steps of training as one compiled program.
+
+Per-step dispatch from Python (a gather, a key, a step, one add per metric) costs little beside a
+10 ms CPU step but dominates a sub-millisecond accelerator step. So the data of an epoch lives on the
+device, and one jitted program runs a *chunk* of K steps with `lax.scan`:
+
+    (state, sums, data, epoch_key, chunk) -> (state, sums)        state and sums donated
+
+Inside it, for every step: the epoch's shuffle, the batch's gather, the step's key, the task's loss
+(with its own randomness, e.g. dynamic binarization), the update, and the metric sums. The host only
+chooses the order of the chunks and reads the sums once per epoch.
+
+The data of an epoch is a list of *groups*, each a dict of arrays of one shape (a length bucket of
+text, or a whole image set). Step s of group g trains on the rows
+
+    perm_g[(s * B + arange(B)) mod n_g],   perm_g = permutation(fold_in(shuffle_key, g), n_g)
+
+for s < S_g, the group's steps per epoch. With S_g = n_g // B this drops a fresh remainder each epoch
+(images); with S_g = ceil(n_g / B) it fills the last batch from the start of the shuffled group (text
+buckets: every example trains at least once per epoch). The step's key is fold_in(fold_in(step_key,
+g), s): a pure function of (seed, epoch, group, step), so a run resumed at an epoch boundary draws the
+same numbers, and the chunk size changes nothing but the dispatching.
+"""
+
+import functools
+import math
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any, Protocol
+
+import flax.struct
+import jax
+import jax.numpy as jnp
+import numpy as np
+import optax
+
+from vaecnn import sharding
+
+Params = Any
+Batch = Mapping[str, jax.Array]
+Metrics = dict[str, jax.Array]
+MIN_BLOCKS_PER_GROUP = 8
+
+
+class Task(Protocol):
+    """What a model contributes to training. All three functions are pure and jit-compatible.
+
+    Metrics are *sums* over the batch's real examples (weighted by batch['mask']) plus 'count', the
+    number of real examples; the loop divides by the total count once per epoch, so every example
+    counts once however the batches were padded.
+    """
+
+    def init_params(self, key: jax.Array, batch: Batch) -> Params:
+        ...
+
+    def loss(self, params: Params, batch: Batch, key: jax.Array) -> tuple[jax.Array, Metrics]:
+        """Returns (scalar objective to minimise, metric sums)."""
+        ...
+
+    def evaluate(self, params: Params, batch: Batch, key: jax.Array) -> Metrics:
+        """Metric sums on a batch, without training-time randomness such as dropout."""
+        ...
+
+
+class TrainingData(Protocol):
+    """A training set the engine can hold on the device."""
+    batch_size: int
+
+    def groups(self) -> list[dict[str, Any]]:
+        """The groups: dicts of arrays with a leading example axis, each group of one shape."""
+        ...
+
+    def steps_per_group(self) -> list[int]:
+        """S_g: training steps per epoch in each group."""
+        ...
+
+
+@flax.struct.dataclass
+class TrainState:
+    """Everything that changes during training; a pytree of arrays, so it checkpoints as is."""
+    step: jax.Array
+    params: Params
+    opt_state: optax.OptState
+
+
+def train_step_fn(task: Task, optimizer: optax.GradientTransformation,
+                  post_update: Callable[[Params], Params] | None = None):
+    """The pure step (state, batch, key) -> (state, metrics): one update and its metric sums.
+
+    post_update: an optional pure projection applied to the parameters after each update (e.g.
+    Kim's max-norm constraint).
+    """
+
+    def train_step(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
+        (objective, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key)
+        updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
+        params = optax.apply_updates(state.params, updates)
+        if post_update is not None:
+            params = post_update(params)
+        metrics = dict(metrics, objective_sum=objective, steps=jnp.ones((), jnp.float32),
+                       grad_norm_sum=optax.global_norm(grads))
+        return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
+
+    return train_step
+
+
+def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh,
+                    post_update: Callable[[Params], Params] | None = None):
+    """One step as its own jitted program: parameters replicated, the batch split over the mesh's data
+    axis, the old state's buffers donated. (The benchmarks time it; training runs chunks of it.)"""
+    replicated, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
+    return jax.jit(train_step_fn(task, optimizer, post_update), in_shardings=(replicated, data, replicated),
+                   out_shardings=(replicated, replicated), donate_argnums=0)
+
+
+def gather_batch(group: Mapping[str, jax.Array], rows_B: jax.Array) -> dict[str, jax.Array]:
+    """The rows of a group as a training batch: every field, and mask = 1 (every row is real)."""
+    batch = {name: jnp.take(array, rows_B, axis=0) for name, array in group.items()}
+    batch["mask"] = jnp.ones(rows_B.shape, jnp.float32)
+    return batch
+
+
+def step_rows(perm_N: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
+    """perm[(step * B + arange(B)) mod N]: the group's rows of one step (see the module docstring)."""
+    return perm_N[(step * batch_size + jnp.arange(batch_size)) % perm_N.shape[0]]
+
+
+def chunk_size(block_steps: int, most: int) -> int:
+    """Steps per chunk for blocks of `block_steps` steps, at most `most`: an exact division of the block
+    with at most twice the fewest chunks if there is one (no step masked), else balanced chunks.
+
+    E.g. 468 steps (MNIST, batch 128), at most 100: 6 chunks of 78, rather than 5 of 94 and 2 masked.
+    """
+    fewest = math.ceil(block_steps / most)
+    exact = next((count for count in range(fewest, 2 * fewest + 1) if block_steps % count == 0), None)
+    return block_steps // exact if exact else math.ceil(block_steps / fewest)
+
+
+class ChunkedEpochs:
+    """Runs epochs of `data` as compiled chunks of at most `steps_per_chunk` steps each.
+
+    The order of an epoch's steps does not depend on the chunk size: the epoch is a sequence of
+    *blocks* of consecutive steps of one group (one block per group for a single group; for several,
+    each group is cut into MIN_BLOCKS_PER_GROUP blocks, interleaved at random from the epoch key, so
+    lengths mix within an epoch as a shuffle would). Each block is dispatched as chunks of K_g steps;
+    a chunk that runs past its block skips its last steps with lax.cond. One program is compiled per
+    group shape, none per chunk.
+    """
+
+    def __init__(self, task: Task, optimizer: optax.GradientTransformation, data: TrainingData,
+                 mesh: jax.sharding.Mesh, steps_per_chunk: int,
+                 post_update: Callable[[Params], Params] | None = None):
+        if steps_per_chunk < 1:
+            raise ValueError(f"steps_per_chunk must be >= 1, got {steps_per_chunk}")
+        self.batch_size = data.batch_size
+        replicated = sharding.replicated(mesh)
+        self.groups = [jax.device_put(dict(group), replicated) for group in data.groups()]
+        self.steps = list(data.steps_per_group())
+        self.steps_per_epoch = sum(self.steps)
+        blocks_per_group = 1 if len(self.groups) == 1 else MIN_BLOCKS_PER_GROUP
+        self.block_steps = [math.ceil(s / blocks_per_group) for s in self.steps]
+        self.chunk_steps = [chunk_size(block, steps_per_chunk) for block in self.block_steps]
+        self._masked = [any(length % k for length in self._block_lengths(g)) for g, k in enumerate(self.chunk_steps)]
+        # A jitted step nested in the scan: its one trace serves both the scan body and the metric
+        # shapes of zero_sums (jax caches the trace of a jitted function by its argument types).
+        self._step = step = jax.jit(train_step_fn(task, optimizer, post_update))
+        batch_sharding = sharding.batch_sharded(mesh)
+        self._replicated = replicated
+        self._sum_shapes = None
+
+        def chunk(state, sums, group, epoch_key, group_index, first_step, num_valid, *, num_steps, masked):
+            shuffle_key, step_key = jax.random.split(epoch_key)
+            perm_N = jax.random.permutation(jax.random.fold_in(shuffle_key, group_index),
+                                            jax.tree.leaves(group)[0].shape[0])
+            group_key = jax.random.fold_in(step_key, group_index)
+
+            def one_step(carry, offset):
+                def run(carry):
+                    state, sums = carry
+                    index = first_step + offset
+                    batch = gather_batch(group, step_rows(perm_N, index, self.batch_size))
+                    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+                    state, metrics = step(state, batch, jax.random.fold_in(group_key, index))
+                    return state, jax.tree.map(jnp.add, sums, metrics)
+
+                if not masked:
+                    return run(carry), None
+                return jax.lax.cond(offset < num_valid, run, lambda carry: carry, carry), None
+
+            return jax.lax.scan(one_step, (state, sums), jnp.arange(num_steps))[0]
+
+        self._programs = [
+            jax.jit(functools.partial(chunk, num_steps=k, masked=masked),
+                    in_shardings=(replicated, replicated, replicated, replicated, None, None, None),
+                    out_shardings=(replicated, replicated), donate_argnums=(0, 1))
+            for k, masked in zip(self.chunk_steps, self._masked)]
+
+    def _block_lengths(self, group: int) -> list[int]:
+        block, total = self.block_steps[group], self.steps[group]
+        return [min(block, total - start) for start in range(0, total, block)]
+
+    def zero_sums(self, state: TrainState) -> Metrics:
+        """Zeros shaped like one step's metrics (the running sums' starting point)."""
+        if self._sum_shapes is None:
+            batch = jax.eval_shape(lambda g: gather_batch(g, jnp.zeros((self.batch_size,), jnp.int32)), self.groups[0])
+            # With the types the scan body sees, shardings included (the trace cache tells traces apart by
+            # them): state and batch on the mesh (a sharding constraint does not enter the type), the
+            # step's key, folded inside the program, on none.
+            like = lambda tree, where: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
+                                                    tree)
+            abstract = (like(state, self._replicated), like(batch, self._replicated),
+                        jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+            self._sum_shapes = jax.eval_shape(self._step, *abstract)[1]
+        return jax.device_put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self._sum_shapes), self._replicated)
+
+    def epoch_chunks(self, epoch_key: jax.Array) -> list[tuple[int, int, int]]:
+        """(group, first step, real steps) of every chunk, in the order the host dispatches them.
+
+        Blocks run in sequence for one group, and in an order drawn from the epoch key for several
+        (numpy, seeded by the key's bits: the host decides which program runs next).
+        """
+        blocks = [(g, start, length) for g in range(len(self.groups))
+                  for start, length in zip(range(0, self.steps[g], self.block_steps[g]), self._block_lengths(g))]
+        if len(self.groups) > 1:
+            words = np.asarray(jax.random.key_data(jax.random.fold_in(epoch_key, 2**20)), np.uint32).ravel()
+            rng = np.random.default_rng([int(w) for w in words])
+            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+        return [(g, first, min(self.chunk_steps[g], start + length - first))
+                for g, start, length in blocks for first in range(start, start + length, self.chunk_steps[g])]
+
+    def run_chunk(self, state: TrainState, sums: Metrics, epoch_key: jax.Array, group: int, first_step: int,
+                  num_steps: int):
+        """Dispatches one chunk (asynchronously); returns the new (state, sums)."""
+        return self._programs[group](state, sums, self.groups[group], epoch_key, np.int32(group),
+                                     np.int32(first_step), np.int32(num_steps))
+
+    def lower_chunk(self, state: TrainState, sums: Metrics, epoch_key: jax.Array, group: int):
+        """The compiled-to-be chunk program of `group`, for its memory accounting (fills the cache)."""
+        return self._programs[group].lower(state, sums, self.groups[group], epoch_key, np.int32(group),
+                                           np.int32(0), np.int32(self.chunk_steps[group]))
+
+    def batch_shape(self, group: int) -> dict[str, jax.ShapeDtypeStruct]:
+        """The shapes of one batch of `group` (for messages)."""
+        return jax.eval_shape(lambda g: gather_batch(g, jnp.zeros((self.batch_size,), jnp.int32)), self.groups[group])
+
+    def first_batch(self) -> dict[str, jax.Array]:
+        """A batch of the first group (for initialising parameters: shapes and values of real data)."""
+        return gather_batch(self.groups[0], jnp.arange(self.batch_size) % jax.tree.leaves(self.groups[0])[0].shape[0])
+
+    def largest_group(self) -> int:
+        sizes = [sum(np.prod(a.shape[1:]) for a in jax.tree.leaves(g)) for g in self.groups]
+        return int(np.argmax(sizes))
