@@ -106,7 +106,7 @@ case "$cmd" in
       tests/test_objectives.py tests/test_engine.py tests/test_train.py tests/models/test_vae.py
     run_python -m benchmarks.accelerator_check "$@" ;;
   help|-h|--help)
-    sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
     echo "experiments: $(ls experiments/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | tr '\n' ' ')" ;;
   *)
     [[ -f "experiments/$cmd.py" ]] || die "unknown command '$cmd'; try ./launch.sh help"

@@ -18,7 +18,7 @@ import numpy as np
 import optax
 from absl import flags
 
-from vaecnn import report, sharding, train
+from vaecnn import engine, report, sharding, train
 from vaecnn.errors import UserError
 
 Runner = Callable[[int], None]  # runs n training steps and returns once they are done
@@ -30,18 +30,18 @@ except ImportError:
              "./launch.sh bench <name>, which installs torch==2.13.0 (the extra vaecnn[bench])")
 
 
-def _jax_step(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any], seed: int):
+def _jax_step(task: engine.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any], seed: int):
     """(jitted step, initial state, batch on the devices, key) on the mesh of all local devices."""
     mesh = sharding.data_mesh()
     batch = jax.device_put(dict(batch), sharding.batch_sharded(mesh))
     key = jax.random.key(seed)
     state = train.init_state(task, optimizer, batch, key, mesh)
-    return train.make_train_step(task, optimizer, mesh), state, batch, key
+    return engine.make_train_step(task, optimizer, mesh), state, batch, key
 
 
-def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any],
+def jax_runner(task: engine.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any],
                seed: int = 0) -> Runner:
-    """n steps of vaecnn.train.make_train_step -- the step the experiments run -- on one fixed batch."""
+    """n steps of vaecnn.engine.make_train_step -- the step the engine scans in training -- on one fixed batch."""
     step, state, batch, key = _jax_step(task, optimizer, batch, seed)
     count = 0
 
@@ -55,7 +55,7 @@ def jax_runner(task: train.Task, optimizer: optax.GradientTransformation, batch:
     return run
 
 
-def jax_step_flops(task: train.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any]) -> float:
+def jax_step_flops(task: engine.Task, optimizer: optax.GradientTransformation, batch: Mapping[str, Any]) -> float:
     """XLA's FLOP count of one compiled train step on `batch` (its cost analysis)."""
     step, state, batch, key = _jax_step(task, optimizer, batch, seed=0)
     return float(step.lower(state, batch, key).compile().cost_analysis()["flops"])

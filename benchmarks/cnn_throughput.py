@@ -5,7 +5,7 @@ r"""Training throughput of Kim's text CNN: the project's jitted step against the
 Both sides train the same network on the same batch (Kim's CNN-rand on MR): embedding V x D -> one
 convolution per width k (C channels, VALID, ReLU) -> max over time -> concatenation (F = sum C) ->
 dropout 0.5 -> linear to 2 classes; softmax cross-entropy, Adadelta (lr 1, rho 0.95, eps 1e-6), then
-Kim's max-norm 3 on each class's output weight vector. The JAX side is vaecnn.train.make_train_step on
+Kim's max-norm 3 on each class's output weight vector. The JAX side is vaecnn.engine.make_train_step on
 ClassifierTask(TextCNN), i.e. the step `experiments.cnn_sentiment` runs, with the max-norm projection as
 the optimizer's last transformation (vaecnn.models.text_cnn.max_norm_constraint: the same arithmetic as
 the experiment's post-update projection). Every sentence is T tokens long, so the JAX side's window

@@ -5,7 +5,7 @@ r"""Training throughput of the Elman RNN classifier: the project's jitted step a
 Both sides train the same network on the same batch: embedding V x D -> dropout -> Elman RNN (tanh,
 H units) -> hidden state at each sentence's last token -> dropout -> linear to 2 classes; softmax
 cross-entropy, gradients clipped to global norm 5, Adam(1e-3). The JAX side is
-vaecnn.train.make_train_step on ClassifierTask(RNNClassifier), i.e. the step `experiments.rnn_sentiment`
+vaecnn.engine.make_train_step on ClassifierTask(RNNClassifier), i.e. the step `experiments.rnn_sentiment`
 runs. PyTorch runs with denormals flushed (without that, the tanh RNN's tiny gradients make it about 6
 times slower on this CPU), on one thread by default (see --torch_threads). Timing protocol:
 benchmarks/_harness.py.

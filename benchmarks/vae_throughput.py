@@ -5,7 +5,7 @@ r"""Training throughput of the MNIST VAE: the project's jitted step against PyTo
 Both sides train the same model on the same batch: MLP encoder 784-512-256-(32 mean, 32 logvar),
 one reparameterized sample, MLP decoder 32-256-512-784 Bernoulli logits, loss = mean(BCE + KL to
 N(0, I)), Adam(1e-3), dynamic binarization of the uint8 batch inside the step. The JAX side is
-vaecnn.train.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the step `experiments.vae_mnist` runs.
+vaecnn.engine.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the step `experiments.vae_mnist` runs.
 
 The step is dominated by matrix products, so the JSON also gives a roofline: the step's matrix-product
 FLOPs per example (counted from the layer sizes, and XLA's own count of the compiled step), each side's

@@ -1,4 +1,4 @@
-"""Classification as a train.Task: softmax cross-entropy and accuracy, shared by every classifier
+"""Classification as an engine.Task: softmax cross-entropy and accuracy, shared by every classifier
 (the image CNN and dense net, the Elman RNN, the Kim text CNN)."""
 
 import dataclasses

@@ -24,7 +24,7 @@ same numbers, and the chunk size changes nothing but the dispatching.
 
 import functools
 import math
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Mapping
 from typing import Any, Protocol
 
 import flax.struct

@@ -27,8 +27,7 @@ from absl import logging
 
 from vaecnn import report, sharding
 from vaecnn.checkpoints import Checkpointer
-from vaecnn.engine import (Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState,  # noqa: F401
-                           make_train_step)
+from vaecnn.engine import Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState
 from vaecnn.errors import ConfigError, TrainingDiverged
 
 

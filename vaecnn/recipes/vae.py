@@ -83,7 +83,7 @@ class VAEConfig:
 
 @dataclasses.dataclass(frozen=True)
 class VAETask:
-    """The VAE as a train.Task: minimise the batch mean of a negative bound on -log p(x).
+    """The VAE as an engine.Task: minimise the batch mean of a negative bound on -log p(x).
 
     objective 'elbo': -ELBO, with `num_samples` reparameterized samples and the closed-form KL.
     objective 'iwae': -L_k = -log (1/k) sum_s w_s with k = num_samples (Burda et al. 2015); L_1 is
