@@ -18,8 +18,8 @@ import numpy as np
 import optax
 from absl import flags
 
+from experiments import _cli
 from vaecnn import engine, report, sharding, train
-from vaecnn.errors import UserError
 
 Runner = Callable[[int], None]  # runs n training steps and returns once they are done
 
@@ -106,23 +106,14 @@ def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, ste
 
 def define_flags(name: str, warmup_steps: int = 5, steps: int = 20, repeats: int = 7) -> None:
     """The flags every benchmark shares (absl; benchmarks are mains, so they may define flags)."""
-    flags.DEFINE_string("output", f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
-    # Checked now: a benchmark that cannot write its result should not first run for minutes.
-    flags.register_validator("output", writable_output, "must be a .json path in a folder that can be written")
+    _cli.define_output(f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
     flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).", lower_bound=1)
     flags.DEFINE_integer("steps", steps, "Steps per timed block.", lower_bound=1)
     flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.", lower_bound=1)
+    # One thread is PyTorch's steadiest setting on 2 shared cores: with its default of 2 intra-op
+    # threads, they wait on each other whenever another process holds a core (measured here: the RNN
+    # step fell from 380-540 to 25-260 examples/s).
     flags.DEFINE_integer("torch_threads", 1, "torch.set_num_threads (0: PyTorch's default).", lower_bound=0)
-
-
-def writable_output(path: str) -> bool:
-    if not path.endswith(".json"):
-        return False
-    try:
-        report.check_workdir(os.path.dirname(os.path.abspath(path)))
-    except UserError:
-        return False
-    return True
 
 
 def configure_torch() -> None:

@@ -20,7 +20,7 @@ from vaecnn.recipes.vae import VAEConfig, run
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Folder holding mnist/ (default: $VAECNN_DATA_DIR).")
-flags.DEFINE_string("output", None, "JSON path (default: benchmarks/results/accelerator_check_<platform>.json).")
+_cli.define_output(None, "JSON path (default: benchmarks/results/accelerator_check_<platform>.json).")
 flags.DEFINE_integer("epochs", VAEConfig.epochs, "Epochs of the default recipe.", lower_bound=1)
 
 

@@ -21,7 +21,6 @@ import time
 import numpy as np
 from absl import flags
 
-from benchmarks import _harness
 from benchmarks._harness import torch
 from benchmarks._torch_vae import TorchVAE, binarize
 from experiments import _cli
@@ -30,8 +29,7 @@ from vaecnn.recipes.vae import VAEConfig, load_splits, run
 
 FLAGS = flags.FLAGS
 _DEFAULTS = VAEConfig(workdir="")
-flags.DEFINE_string("output", "benchmarks/results/vae_time_to_quality.json", "Where the JSON goes (a PNG beside it).")
-flags.register_validator("output", _harness.writable_output, "must be a .json path in a folder that can be written")
+_cli.define_output("benchmarks/results/vae_time_to_quality.json", "Where the JSON goes (a PNG beside it).")
 flags.DEFINE_string("data_dir", None, "Folder holding mnist/ (default: $VAECNN_DATA_DIR).")
 flags.DEFINE_float("target", 100.0, "Test negative ELBO (nats) to reach.")
 flags.DEFINE_integer("torch_max_epochs", 40, "PyTorch stops here if it has not reached the target.", lower_bound=1)

@@ -110,3 +110,20 @@ def define_workdir(default: str, help_text: str, read_only_with: str | None = No
         return True
 
     flags.register_multi_flags_validator(["workdir"] + ([read_only_with] if read_only_with else []), check)
+
+
+def define_output(default: str | None, help_text: str) -> None:
+    """--output, a .json path (a PNG may go beside it), checked when flags are parsed: its folder must be
+    writable or creatable, so a long benchmark does not fail only when it writes its result."""
+    flags.DEFINE_string("output", default, help_text)
+
+    def writable(path: str | None) -> bool:
+        if path is None:
+            return True
+        try:
+            report.check_workdir(os.path.dirname(os.path.abspath(path)))
+        except UserError:
+            return False
+        return path.endswith(".json")
+
+    flags.register_validator("output", writable, "must be a .json path in a folder that can be written")

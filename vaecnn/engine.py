@@ -201,7 +201,7 @@ class ChunkedEpochs:
     def zero_sums(self, state: TrainState) -> Metrics:
         """Zeros shaped like one step's metrics (the running sums' starting point)."""
         if self._sum_shapes is None:
-            batch = jax.eval_shape(lambda g: gather_batch(g, jnp.zeros((self.batch_size,), jnp.int32)), self.groups[0])
+            batch = self.batch_shape(0)
             # With the types the scan body sees, shardings included (the trace cache tells traces apart by
             # them): state and batch on the mesh (a sharding constraint does not enter the type), the
             # step's key, folded inside the program, on none.
