@@ -181,3 +181,28 @@ def test_four_devices_give_the_same_numbers_as_one(tmp_path):
         outputs[devices] = json.loads(result.stdout.strip().splitlines()[-1])
     np.testing.assert_allclose(outputs[4]["params"], outputs[1]["params"], rtol=1e-4, atol=1e-5)
     np.testing.assert_allclose(outputs[4]["loss"], outputs[1]["loss"], rtol=1e-4)
+
+
+
+@pytest.mark.parametrize("dies_in", ["metrics line", "checkpoint"])
+def test_killed_while_writing_epoch_2_resumes_with_every_line(tmp_path, monkeypatch, dies_in):
+    """A kill can land while either of an epoch's two writes is under way; either way the rerun ends
+    with every epoch's metrics line and the uninterrupted run's state."""
+    from vaecnn.checkpoints import Checkpointer
+    straight = run_fit(tmp_path / "straight", epochs=3)
+    owner, name = (MetricsLog, "append") if dies_in == "metrics line" else (Checkpointer, "save")
+    original = getattr(owner, name)
+
+    def dies_at_epoch_2(self, *args):
+        epoch = args[0]["epoch"] if owner is MetricsLog else args[0]
+        if epoch == 2:
+            raise KeyboardInterrupt("killed")
+        return original(self, *args)
+
+    monkeypatch.setattr(owner, name, dies_at_epoch_2)
+    with pytest.raises(KeyboardInterrupt):
+        run_fit(tmp_path / "killed", epochs=3)
+    monkeypatch.setattr(owner, name, original)
+    resumed = run_fit(tmp_path / "killed", epochs=3)
+    chex.assert_trees_all_equal(resumed.state, straight.state)
+    assert [line["epoch"] for line in MetricsLog(str(tmp_path / "killed" / "metrics.jsonl")).read()] == [1, 2, 3]

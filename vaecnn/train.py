@@ -318,10 +318,13 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
             else:
                 record["selected_epoch"] = epoch
             record["epoch"] = epoch
-            checkpointer.save(epoch, {"state": state, "best_params": best_params} if select
-                              else {"state": state}, dict(record))
+            # The metrics line first, then the checkpoint: a run killed between the two resumes from the
+            # previous checkpoint and rewrites this epoch's line (truncate_after), while the other order
+            # would leave a checkpoint whose line is never written.
             metrics_log.append(line)
             history.append(line)
+            checkpointer.save(epoch, {"state": state, "best_params": best_params} if select
+                              else {"state": state}, dict(record))
             logging.info("epoch %d/%d  %s", epoch, config.epochs, report.format_metrics(line))
             if on_epoch_end is not None and on_epoch_end(epoch, state.params):
                 break
