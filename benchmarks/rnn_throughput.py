@@ -11,23 +11,24 @@ times slower on this CPU), on one thread by default (see --torch_threads). Timin
 benchmarks/_harness.py.
 """
 
+import dataclasses
+
 import numpy as np
 from absl import flags
 
 from benchmarks import _harness
 from benchmarks._harness import torch
 from experiments import _cli
+from configs import rnn_sentiment
 from vaecnn.classification import ClassifierTask
-from vaecnn.models.rnn import RNNClassifier
-from vaecnn.optim import make_optimizer
-from vaecnn.recipes.text_classifier import INPUT_FIELDS, TextClassifierConfig
+from vaecnn.recipes.text_classifier import INPUT_FIELDS, make_text_optimizer
 
 FLAGS = flags.FLAGS
-_DEFAULTS = TextClassifierConfig(workdir="", dataset="stsa.binary")
+_DEFAULTS = rnn_sentiment.get_config()  # the experiment's own preset: its model, optimizer and batch
 _harness.define_flags("rnn_throughput")
 flags.DEFINE_integer("vocab_size", 13824, "V: embedding rows (the SST-2 phrase vocabulary's size).", lower_bound=1)
-flags.DEFINE_integer("embed_dim", _DEFAULTS.embed_dim, "D: embedding size.", lower_bound=1)
-flags.DEFINE_integer("hidden_size", _DEFAULTS.hidden_size, "H: hidden units.", lower_bound=1)
+flags.DEFINE_integer("embed_dim", _DEFAULTS.model.embed_dim, "D: embedding size.", lower_bound=1)
+flags.DEFINE_integer("hidden_size", _DEFAULTS.model.hidden_size, "H: hidden units.", lower_bound=1)
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.", lower_bound=1)
 flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.", lower_bound=1)
 
@@ -52,7 +53,7 @@ class TorchRNNClassifier(torch.nn.Module):
 
 def torch_runner(batch: dict[str, np.ndarray]) -> _harness.Runner:
     torch.manual_seed(0)
-    model = TorchRNNClassifier(FLAGS.vocab_size, FLAGS.embed_dim, FLAGS.hidden_size, _DEFAULTS.dropout)
+    model = TorchRNNClassifier(FLAGS.vocab_size, FLAGS.embed_dim, FLAGS.hidden_size, _DEFAULTS.model.dropout)
     optimizer = torch.optim.Adam(model.parameters(), lr=_DEFAULTS.learning_rate)
     tokens_BxT, length_B, label_B = (torch.from_numpy(batch[name]).long() for name in ("tokens", "length", "label"))
     return _harness.torch_runner(
@@ -65,16 +66,16 @@ def main(argv):
     _harness.configure_torch()
     B, T, V = FLAGS.batch_size, FLAGS.seq_len, FLAGS.vocab_size
     batch = _harness.random_text_batch(B, T, V, NUM_CLASSES)
-    model = RNNClassifier(V, NUM_CLASSES, embed_dim=FLAGS.embed_dim, hidden_size=FLAGS.hidden_size,
-                          dropout_rate=_DEFAULTS.dropout)
-    optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1, clip_norm=_DEFAULTS.clip_norm)
+    model = dataclasses.replace(_DEFAULTS.model, embed_dim=FLAGS.embed_dim,
+                                hidden_size=FLAGS.hidden_size).build(V, NUM_CLASSES)
+    optimizer = make_text_optimizer(_DEFAULTS, total_steps=1)
     sides = {"jax": _harness.jax_runner(ClassifierTask(model, INPUT_FIELDS), optimizer, batch),
              "torch": torch_runner(batch)}
     _harness.run_and_write(
         sides, B,
         "Elman RNN classifier training step (embed, RNN, last state, linear, backward, clip, Adam), examples/s",
         {"vocab_size": V, "embed_dim": FLAGS.embed_dim, "hidden_size": FLAGS.hidden_size, "batch_size": B,
-         "seq_len": T, "num_classes": NUM_CLASSES, "activation": "tanh", "dropout": _DEFAULTS.dropout,
+         "seq_len": T, "num_classes": NUM_CLASSES, "activation": "tanh", "dropout": _DEFAULTS.model.dropout,
          "clip_norm": _DEFAULTS.clip_norm, "optimizer": f"adam({_DEFAULTS.learning_rate})"})
 
 

@@ -25,12 +25,12 @@ from benchmarks import _harness
 from benchmarks._harness import torch
 from benchmarks._torch_vae import TorchVAE
 from experiments import _cli
-from vaecnn.models.vae import make_vae
 from vaecnn.optim import make_optimizer
-from vaecnn.recipes.vae import VAEConfig, VAETask
+from configs import vae_mnist
+from vaecnn.recipes.vae import make_task
 
 FLAGS = flags.FLAGS
-_DEFAULTS = VAEConfig(workdir="")
+_DEFAULTS = vae_mnist.get_config()  # the experiment's own preset
 _harness.define_flags("vae_throughput", warmup_steps=10, steps=50)
 flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.", lower_bound=1)
 
@@ -117,7 +117,7 @@ def main(argv):
     del argv
     _harness.configure_torch()
     images = np.random.default_rng(0).integers(0, 256, (FLAGS.batch_size, *IMAGE_SHAPE), dtype=np.uint8)
-    task = VAETask(make_vae(IMAGE_SHAPE, _DEFAULTS.hidden_sizes, _DEFAULTS.latent_dim))
+    task = make_task(_DEFAULTS, IMAGE_SHAPE)
     optimizer = make_optimizer("adam", _DEFAULTS.learning_rate, total_steps=1)
     batch = {"image": images, "mask": np.ones(FLAGS.batch_size, np.float32)}
     sides = {"jax": _harness.jax_runner(task, optimizer, batch), "torch": torch_runner(images)}

@@ -14,6 +14,7 @@ test set (vaecnn's, seed 0), and stop at the first epoch whose test -ELBO is at 
   epoch, PyTorch's default threads; its seconds are the epochs' training loops (evaluation excluded).
 """
 
+import dataclasses
 import os
 import tempfile
 import time
@@ -25,10 +26,11 @@ from benchmarks._harness import torch
 from benchmarks._torch_vae import TorchVAE, binarize
 from experiments import _cli
 from vaecnn import report
-from vaecnn.recipes.vae import VAEConfig, load_splits, run
+from configs import vae_mnist
+from vaecnn.recipes.vae import load_splits, run
 
 FLAGS = flags.FLAGS
-_DEFAULTS = VAEConfig(workdir="")
+_DEFAULTS = vae_mnist.get_config()  # the experiment's own preset
 _cli.define_output("benchmarks/results/vae_time_to_quality.json", "Where the JSON goes (a PNG beside it).")
 flags.DEFINE_string("data_dir", None, "Folder holding mnist/ (default: $VAECNN_DATA_DIR).")
 flags.DEFINE_float("target", 100.0, "Test negative ELBO (nats) to reach.")
@@ -44,7 +46,7 @@ def first_at_target(curve: list[dict], target: float) -> dict | None:
 def jax_side(target: float) -> dict:
     """The default recipe, stopped once the test -ELBO reaches the target."""
     with tempfile.TemporaryDirectory() as workdir:
-        config = VAEConfig(workdir=workdir, data_dir=FLAGS.data_dir)
+        config = dataclasses.replace(_DEFAULTS, workdir=workdir, data_dir=FLAGS.data_dir)
         log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
         reached = lambda epoch, params: log.read()[-1]["test/neg_elbo"] <= target
         run(config, on_epoch_end=reached)
@@ -58,7 +60,7 @@ def jax_side(target: float) -> dict:
 
 
 def torch_side(target: float) -> dict:
-    config = VAEConfig(workdir="", data_dir=FLAGS.data_dir)
+    config = dataclasses.replace(_DEFAULTS, data_dir=FLAGS.data_dir)
     splits = load_splits(config)  # the test set binarized once with the seed, as the JAX side sees it
     train_images, test_x = splits["train"].images, torch.from_numpy(splits["test"].images.reshape(-1, 784) / 255.0)
     torch.manual_seed(0)

@@ -6,12 +6,19 @@ checkpoint, a diverged run -- ends with one line on stderr, `error: <what to do>
 Unexpected internal errors keep their traceback.
 """
 
+import importlib
 import os
+import pkgutil
 import sys
+import types
+import typing
 from collections.abc import Callable, Sequence
+from typing import Any
 
 from absl import app, flags, logging
 
+import configs
+from vaecnn import config as vconfig
 from vaecnn import report
 from vaecnn.errors import UserError
 
@@ -86,19 +93,20 @@ class _IntegerListParser(flags.ArgumentParser):
         return "integer list"
 
 
-def define_integers(name: str, default: Sequence[int], help_text: str, lower_bound: int | None = 1) -> None:
+def define_integers(name: str, default: Sequence[int], help_text: str, lower_bound: int | None = 1,
+                    **where: Any) -> None:
     """A flag holding a tuple of integers, written --name=3,4,5; checked when flags are parsed."""
     flags.DEFINE(_IntegerListParser(lower_bound), name, ",".join(map(str, default)), help_text,
-                 serializer=flags.CsvListSerializer(","))
+                 serializer=flags.CsvListSerializer(","), **where)
 
 
-def define_workdir(default: str, help_text: str, read_only_with: str | None = None) -> None:
+def define_workdir(default: str, help_text: str, read_only_with: str | None = None, **where: Any) -> None:
     """--workdir, checked when flags are parsed: it must exist as a writable folder or be creatable.
 
     read_only_with: the name of a flag (e.g. 'predict') in whose presence the workdir is only read, so
     it need not be writable.
     """
-    flags.DEFINE_string("workdir", default, help_text)
+    flags.DEFINE_string("workdir", default, help_text, **where)
 
     def check(values: dict) -> bool:
         if read_only_with is not None and values[read_only_with]:
@@ -127,3 +135,92 @@ def define_output(default: str | None, help_text: str) -> None:
         return path.endswith(".json")
 
     flags.register_validator("output", writable, "must be a .json path in a folder that can be written")
+
+
+class _TextParser(flags.ArgumentParser):
+    """A config field's own `parse` (text -> value, ValueError when bad) as an absl parser."""
+
+    def __init__(self, parse: Callable[[str], Any], type_name: str):
+        self._parse, self._type_name = parse, type_name
+
+    def parse(self, argument):
+        return argument if not isinstance(argument, str) else self._parse(argument)
+
+    def flag_type(self) -> str:
+        return self._type_name
+
+
+def _preset(name: str) -> Any:
+    """configs/<name>.py's get_config()."""
+    return importlib.import_module(f"configs.{name}").get_config()
+
+
+def presets() -> list[str]:
+    return sorted(module.name for module in pkgutil.iter_modules(configs.__path__) if not module.name.startswith("_"))
+
+
+def _define_setting(setting: vconfig.Setting, read_only_with: str | None) -> None:
+    meta, name, default, kind = setting.metadata, setting.name, setting.default, setting.type
+    help_text = meta.get("help", "")
+    # Listed by --helpshort as the main module's own flags (absl keys them by sys.argv[0]).
+    where = {"module_name": sys.argv[0]}
+    bounds = {"lower_bound": meta.get("lower_bound"), "upper_bound": meta.get("upper_bound")}
+    members = set(typing.get_args(kind)) - {type(None)} if isinstance(kind, types.UnionType) else {kind}
+    if name == "workdir":
+        define_workdir(default, help_text, read_only_with, **where)
+    elif meta.get("parse") is not None:
+        flags.DEFINE(_TextParser(meta["parse"], next(iter(members)).__name__), name,
+                     None if default is None else str(default), help_text, **where)
+    elif meta.get("choices"):
+        flags.DEFINE_enum(name, default, meta["choices"], help_text, **where)
+    elif members == {bool}:
+        flags.DEFINE_bool(name, default, help_text, **where)
+    elif members == {int}:
+        flags.DEFINE_integer(name, default, help_text, **bounds, **where)
+    elif members == {float}:
+        flags.DEFINE_float(name, default, help_text, **bounds, **where)
+    elif members == {str}:
+        flags.DEFINE_string(name, default, help_text, **where)
+    elif typing.get_origin(next(iter(members))) in (tuple, Sequence):
+        define_integers(name, default, help_text, lower_bound=meta.get("lower_bound", 1), **where)
+    else:
+        raise TypeError(f"config field {name}: no flag type for {kind}")
+
+
+def define_config(default_preset: str, *, read_only_with: str | None = None) -> Callable[..., Any]:
+    """--config=<preset> (a module of configs/) and one flag per field of its config, of the field's
+    own name, type, bounds and help; returns resolve(**fields), the chosen preset with the flags given
+    on the command line applied (then `fields`, which the experiment sets itself).
+
+    Flags show the default preset's values as defaults; a flag left out keeps the chosen preset's
+    value.
+    """
+    base = _preset(default_preset)
+    flags.DEFINE_string("config", default_preset, f"Preset of configs/ to start from (its values are the flags' "
+                        f"defaults; the defaults shown are {default_preset}'s). Known: {', '.join(presets())}.",
+                        module_name=sys.argv[0])
+
+    def known_preset(name: str) -> bool:
+        try:
+            chosen = _preset(name)
+        except ModuleNotFoundError:
+            raise flags.ValidationError(f"no preset configs/{name}.py; known: {', '.join(presets())}") from None
+        if vconfig.settings(chosen).keys() != vconfig.settings(base).keys():
+            raise flags.ValidationError(f"preset {name} configures another experiment than {default_preset}")
+        return True
+
+    flags.register_validator("config", known_preset)
+    settings = vconfig.settings(base)
+    for setting in settings.values():
+        _define_setting(setting, read_only_with)
+
+    def resolve(**fields: Any) -> Any:
+        given = {name: FLAGS[name].value for name in settings if FLAGS[name].present}
+        return vconfig.override(_preset(FLAGS.config), {**given, **fields})
+
+    return resolve
+
+
+def given(name: str) -> bool:
+    """Whether --name was on the command line."""
+    return FLAGS[name].present

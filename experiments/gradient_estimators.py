@@ -1,169 +1,20 @@
-r"""Score-function vs reparameterization gradients of the ELBO, measured on a VAE as it trains.
+r"""Score-function vs reparameterization gradients of the ELBO, measured on a VAE as it trains
+(vaecnn.recipes.gradient_estimators).
 
     python -m experiments.gradient_estimators --data_dir=../shared/datasets --workdir=runs/gradient_estimators
 
-Trains the VAE recipe (vaecnn.recipes.vae.run, into <workdir>/vae) and, at each of --measure_epochs,
-estimates the gradient of the reconstruction term with respect to the encoder parameters phi,
-
-    g = grad_phi mean_b E_{q_phi(z|x_b)}[log p(x_b|z)]        (decoder fixed, a fixed batch of test images)
-
---num_estimates times independently with each estimator and each S in --num_samples, and records the
-total variance trace Cov[g_hat] = E ||g_hat - g||^2 (vaecnn.estimators.gradient_moments). Writes
-<workdir>/gradient_variance.{md,png,json} (table, variance against S, rows) and
-gradient_variance.jsonl (one line per measured epoch, appended as training goes; a rerun with the
-same --workdir resumes the VAE and keeps the lines already measured).
+Writes <workdir>/gradient_variance.{md,png,json,jsonl}; the VAE run goes to <workdir>/vae.
 """
 
-import functools
-import os
-
-import jax
-import jax.numpy as jnp
-import numpy as np
-from absl import flags, logging
-
 from experiments import _cli
-from vaecnn import report
-from vaecnn.data.images import DATASETS
-from vaecnn.errors import ConfigError
-from vaecnn.estimators import gradient_moments, reparameterization_gradient, score_function_gradient
-from vaecnn.models.vae import VAE
-from vaecnn.recipes.vae import VAEConfig, VAETask, load_splits, make_task, run
+from vaecnn.recipes.gradient_estimators import run
 
-# name -> (estimator(key, params, encode, f, num_samples), smallest S it accepts)
-ESTIMATORS = {
-    "reparameterization": (reparameterization_gradient, 1),
-    "score function": (score_function_gradient, 1),
-    "score function, baseline f(mean)": (functools.partial(score_function_gradient, baseline="f_at_mean"), 1),
-    "score function, leave-one-out baseline": (
-        functools.partial(score_function_gradient, baseline="leave_one_out"), 2),
-}
-REFERENCE = "reparameterization"  # its mean at the largest S (N x S samples) stands for g
-
-_DEFAULTS = VAEConfig(workdir="")
-FLAGS = flags.FLAGS
-_cli.define_workdir("runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).")
-flags.DEFINE_enum("dataset", _DEFAULTS.dataset, DATASETS, "Image dataset.")
-flags.DEFINE_string("data_dir", None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
-_cli.define_integers("hidden_sizes", _DEFAULTS.hidden_sizes, "Encoder MLP sizes (decoder mirrors).")
-flags.DEFINE_integer("latent_dim", _DEFAULTS.latent_dim, "Latent dimensions.", lower_bound=1)
-flags.DEFINE_integer("epochs", 10, "VAE training epochs.", lower_bound=1)
-_cli.define_integers("measure_epochs", (1, 3, 10), "Epochs after which to measure (each <= --epochs).")
-_cli.define_integers("num_samples", (1, 4, 16, 64), "Samples S per estimate: the x axis.")
-flags.DEFINE_integer("num_estimates", 100, "Independent estimates per variance.", lower_bound=2)
-flags.DEFINE_integer("num_images", 32, "Test images in the fixed batch x.", lower_bound=1)
-flags.DEFINE_integer("seed", _DEFAULTS.seed, "Seed of every random draw.")
-
-
-def make_measurement(task: VAETask, x_BxHxWxC: jax.Array, sample_sizes: list[int], num_estimates: int):
-    """Returns measure(params, key) -> rows [{estimator, num_samples, total_variance, relative_variance}].
-
-    The estimators are compiled once (one jit per estimator and S) and reused at every epoch.
-    """
-
-    def moments(name: str, num_samples: int, params, key):
-        estimator, _ = ESTIMATORS[name]
-        encode = lambda encoder: task.model.apply({"params": {**params, "encoder": encoder}}, x_BxHxWxC,
-                                                  method=VAE.encode)
-        log_likelihood = lambda z_SxBxZ: task.model.apply({"params": params}, x_BxHxWxC, z_SxBxZ,
-                                                          method=VAE.log_likelihood)
-        one_estimate = lambda k: estimator(k, params["encoder"], encode, log_likelihood, num_samples)
-        stats = gradient_moments(one_estimate, key, num_estimates)
-        return stats.total_variance(), stats.squared_norm_of_mean()
-
-    compiled = {(name, s): jax.jit(functools.partial(moments, name, s))
-                for name, (_, smallest) in ESTIMATORS.items() for s in sample_sizes if s >= smallest}
-
-    def measure(params, key) -> list[dict]:
-        results = {cell: [float(v) for v in fn(params, jax.random.fold_in(key, index))]
-                   for index, (cell, fn) in enumerate(compiled.items())}
-        squared_norm = results[(REFERENCE, max(sample_sizes))][1]
-        return [{"estimator": name, "num_samples": s, "total_variance": variance,
-                 "relative_variance": variance / squared_norm, "squared_norm_of_gradient": squared_norm}
-                for (name, s), (variance, _) in results.items()]
-
-    return measure
-
-
-def markdown_table(lines: list[dict], sample_sizes: list[int]) -> str:
-    """One row per (epoch, estimator), one column per S: trace Cov[g_hat] (and / ||g||^2)."""
-    header = ["epoch", "estimator"] + [f"S = {s}" for s in sample_sizes]
-    table = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    for line in lines:
-        cells = {(row["estimator"], row["num_samples"]): row for row in line["rows"]}
-        for name in ESTIMATORS:
-            values = [f"{cells[name, s]['total_variance']:.3g} ({cells[name, s]['relative_variance']:.2g})"
-                      if (name, s) in cells else "—" for s in sample_sizes]
-            table.append(f"| {line['epoch']} | {name} | " + " | ".join(values) + " |")
-    norms = ", ".join(f"epoch {line['epoch']}: {line['rows'][0]['squared_norm_of_gradient']:.3g}" for line in lines)
-    return ("Total variance trace Cov[g_hat] of one estimate of grad_phi E_q[log p(x|z)] (encoder parameters), "
-            "in parentheses divided by ||g||^2 "
-            f"({norms}).\n\n" + "\n".join(table) + "\n")
-
-
-def plot(path: str, lines: list[dict], dataset: str) -> None:
-    """Variance against S on log-log axes, one panel per measured epoch, one line per estimator."""
-    import matplotlib
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    figure, panels = plt.subplots(1, len(lines), figsize=(4.2 * len(lines), 4), dpi=120, sharey=True,
-                                  squeeze=False)
-    for axes, line in zip(panels[0], lines):
-        for name in ESTIMATORS:
-            rows = [row for row in line["rows"] if row["estimator"] == name]
-            axes.loglog([row["num_samples"] for row in rows], [row["total_variance"] for row in rows],
-                        marker="o", label=name)
-        axes.set_title(f"{dataset}, after epoch {line['epoch']}")
-        axes.set_xlabel("samples S per estimate")
-        axes.grid(alpha=0.3, which="both")
-    panels[0][0].set_ylabel("trace Cov[gradient estimate]")
-    # One legend below the panels, where it hides no line.
-    figure.legend(*panels[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(ESTIMATORS),
-                  fontsize="small")
-    figure.tight_layout(rect=(0, 0.07, 1, 1))
-    report.save_figure(path, figure)
-
-
-flags.register_multi_flags_validator(
-    ["measure_epochs", "epochs"], lambda values: max(values["measure_epochs"]) <= values["epochs"],
-    "every --measure_epochs entry must be <= --epochs")
+resolve_config = _cli.define_config("gradient_estimators")
 
 
 def main(argv):
     del argv
-    measure_epochs, sample_sizes = sorted(set(FLAGS.measure_epochs)), sorted(set(FLAGS.num_samples))
-    # The VAE the README's variance table was measured on: Adam 1e-3, batch 128, constant rate (the
-    # measurement's epochs 1, 3 and 10 refer to it, not to vae_mnist's current default).
-    config = VAEConfig(workdir=os.path.join(FLAGS.workdir, "vae"), dataset=FLAGS.dataset, data_dir=FLAGS.data_dir,
-                       hidden_sizes=FLAGS.hidden_sizes, latent_dim=FLAGS.latent_dim, epochs=FLAGS.epochs,
-                       batch_size=128, learning_rate=1e-3, lr_schedule="constant", seed=FLAGS.seed)
-    splits = load_splits(config)
-    task = make_task(config, splits["test"].images.shape[1:])
-    key = jax.random.fold_in(jax.random.key(config.seed), 30_000)
-    x_BxHxWxC = task.inputs(key, jnp.asarray(splits["test"].images[:FLAGS.num_images]))
-    measure = make_measurement(task, x_BxHxWxC, sample_sizes, FLAGS.num_estimates)
-    log = report.MetricsLog(os.path.join(FLAGS.workdir, "gradient_variance.jsonl"))
-
-    def on_epoch_end(epoch: int, params) -> None:
-        if epoch in measure_epochs:
-            logging.info("measuring gradient variances after epoch %d", epoch)
-            log.append({"epoch": epoch, "rows": measure(params, jax.random.fold_in(key, epoch))})
-
-    results = run(config, on_epoch_end=on_epoch_end)
-    by_epoch = {line["epoch"]: line for line in log.read()}  # a rerun's line replaces an older one
-    lines = [by_epoch[epoch] for epoch in measure_epochs if epoch in by_epoch]
-    if not lines:
-        raise ConfigError(f"the VAE in {config.workdir} had already trained past --measure_epochs and nothing "
-                          "was measured; use a fresh --workdir")
-    table = markdown_table(lines, sample_sizes)
-    with open(os.path.join(FLAGS.workdir, "gradient_variance.md"), "w") as f:
-        f.write(table)
-    plot(os.path.join(FLAGS.workdir, "gradient_variance.png"), lines, FLAGS.dataset)
-    report.write_json(os.path.join(FLAGS.workdir, "gradient_variance.json"), {
-        "measurements": lines, "num_estimates": FLAGS.num_estimates, "num_images": FLAGS.num_images,
-        "vae_results": results, "hardware": report.hardware()})
-    print(table)
+    print(run(resolve_config())["table"])
 
 
 if __name__ == "__main__":

@@ -410,9 +410,9 @@ def test_format_summary_table():
     text = arith.format_summary(summary)
     lines = text.splitlines()
     assert len(lines) == len(summary.rows) + 4  # header, rule, rows, rule, total
-    assert lines[0].split() == ["layer", "type", "output", "shape", "params", "MACs"]
+    assert lines[0].split() == ["layer", "type", "input", "shape", "output", "shape", "params", "MACs"]
     assert lines[-1].split() == ["total", f"{summary.total_params:,}", f"{summary.total_macs:,}"]
-    assert "(2, 14, 14, 6)" in text
+    assert "(2, 14, 14, 6)" in text and "(2, 16, 16, 1)" in text  # an output and the input
     # A plain row sequence renders the same table.
     assert arith.format_summary(list(summary.rows)) == text
 
@@ -431,8 +431,8 @@ def test_dense_vs_conv_default_table(default_table):
     by_size = {row.input_size: row for row in default_table}
     assert sorted(by_size) == [28, 64, 224, 1024]
     assert by_size[28].dense_params == (28 * 28 * 3) * (28 * 28 * 20)
-    assert by_size[28].source == "measured"  # 36.9M floats: below the allocation limit
-    assert by_size[1024].source == "computed"
+    # Every row from flax's own layers, traced for shapes: even the 264 TB matrix allocates nothing.
+    assert {row.source for row in default_table} == {"flax shapes"}
     assert by_size[1024].dense_params == 3 * 1024**2 * 20 * 1024**2  # exact Python int
     assert by_size[1024].dense_weight_bytes == 4 * 3 * 1024**2 * 20 * 1024**2
     assert all(row.conv_params == 560 for row in default_table)
@@ -442,16 +442,16 @@ def test_dense_vs_conv_default_table(default_table):
     assert by_size[1024].activation_bytes == 4 * (1024**2 * 3 + 1022**2 * 20)
 
 
-def test_dense_vs_conv_measured_rows_agree_with_formulas(default_table):
-    measured = arith.dense_vs_conv_table((6,)) + default_table[:1]  # n = 6 and n = 28
-    computed = arith.dense_vs_conv_table((6, 28), measure_limit_params=0)
-    assert [row.source for row in measured] == ["measured"] * 2
-    assert [row.source for row in computed] == ["computed"] * 2
-    for row_measured, row_computed, n in zip(measured, computed, (6, 28)):
-        assert row_measured.dense_params == arith.dense_params(n * n * 3, n * n * 20, bias=False)
-        assert row_measured.conv_params == arith.conv_params((3, 3), 3, 20) == 560
-        assert row_measured.feature_map_shape == (n - 2, n - 2, 20)
-        assert dataclasses.replace(row_measured, source="computed") == row_computed
+def test_dense_vs_conv_flax_rows_agree_with_formulas(default_table):
+    from_flax = arith.dense_vs_conv_table((6,)) + default_table
+    formulas = arith.dense_vs_conv_table((6, 28, 64, 224, 1024), from_flax=False)
+    assert [row.source for row in from_flax] == ["flax shapes"] * 5
+    assert [row.source for row in formulas] == ["formulas"] * 5
+    for row_flax, row_formulas, n in zip(from_flax, formulas, (6, 28, 64, 224, 1024)):
+        assert row_flax.dense_params == arith.dense_params(n * n * 3, n * n * 20, bias=False)
+        assert row_flax.conv_params == arith.conv_params((3, 3), 3, 20) == 560
+        assert row_flax.feature_map_shape == (n - 2, n - 2, 20)
+        assert dataclasses.replace(row_flax, source="formulas") == row_formulas
 
 
 def test_format_dense_vs_conv_table(default_table):
@@ -460,7 +460,7 @@ def test_format_dense_vs_conv_table(default_table):
     assert len(lines) == 2 + len(default_table)
     assert lines[0].startswith("| input |") and set(lines[1]) <= set("|-: ")
     assert "| 28×28×3 | 36,879,360 | 148 MB | 560 | 26×26×20 |" in text
-    assert "264 TB" in text and "computed" in lines[-1]
+    assert "264 TB" in text and "flax shapes" in lines[-1]
 
 
 def test_format_bytes():

@@ -132,6 +132,8 @@ CASES = [
     ("vae-unknown-dataset", "experiments.vae_mnist", ["--dataset=cifar", "--workdir={tmp}/w"], {},
      r"--dataset=cifar: value should be one of"),
     ("vae-unknown-flag", "experiments.vae_mnist", ["--epoch=3", "--workdir={tmp}/w"], {}, r"Unknown command line flag 'epoch'"),
+    ("vae-unknown-preset", "experiments.vae_mnist", ["--config=nope", "--workdir={tmp}/w"], {},
+     r"--config=nope: no preset configs/nope.py; known: .*vae_mnist_iw"),
     ("vae-positional-argument", "experiments.vae_mnist", ["mnist", "--workdir={tmp}/w"], {},
      r"unexpected arguments \['mnist'\]"),
     ("cnn-mnist-features-not-integers", "experiments.cnn_mnist", ["--cnn_features=32,wide", "--workdir={tmp}/w"], {},

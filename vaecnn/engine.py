@@ -24,7 +24,7 @@ same numbers, and the chunk size changes nothing but the dispatching.
 
 import functools
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping
 from typing import Any, Protocol
 
 import flax.struct
@@ -82,20 +82,14 @@ class TrainState:
     opt_state: optax.OptState
 
 
-def train_step_fn(task: Task, optimizer: optax.GradientTransformation,
-                  post_update: Callable[[Params], Params] | None = None):
-    """The pure step (state, batch, key) -> (state, metrics): one update and its metric sums.
-
-    post_update: an optional pure projection applied to the parameters after each update (e.g.
-    Kim's max-norm constraint).
-    """
+def train_step_fn(task: Task, optimizer: optax.GradientTransformation):
+    """The pure step (state, batch, key) -> (state, metrics): one update and its metric sums. (A
+    constraint on the parameters, e.g. Kim's max-norm, is the optimizer's last transformation.)"""
 
     def train_step(state: TrainState, batch: Batch, key: jax.Array) -> tuple[TrainState, Metrics]:
         (objective, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         params = optax.apply_updates(state.params, updates)
-        if post_update is not None:
-            params = post_update(params)
         metrics = dict(metrics, objective_sum=objective, steps=jnp.ones((), jnp.float32),
                        grad_norm_sum=optax.global_norm(grads))
         return TrainState(step=state.step + 1, params=params, opt_state=opt_state), metrics
@@ -103,12 +97,11 @@ def train_step_fn(task: Task, optimizer: optax.GradientTransformation,
     return train_step
 
 
-def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh,
-                    post_update: Callable[[Params], Params] | None = None):
+def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: jax.sharding.Mesh):
     """One step as its own jitted program: parameters replicated, the batch split over the mesh's data
     axis, the old state's buffers donated. (The benchmarks time it; training runs chunks of it.)"""
     replicated, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    return jax.jit(train_step_fn(task, optimizer, post_update), in_shardings=(replicated, data, replicated),
+    return jax.jit(train_step_fn(task, optimizer), in_shardings=(replicated, data, replicated),
                    out_shardings=(replicated, replicated), donate_argnums=0)
 
 
@@ -147,8 +140,7 @@ class ChunkedEpochs:
     """
 
     def __init__(self, task: Task, optimizer: optax.GradientTransformation, data: TrainingData,
-                 mesh: jax.sharding.Mesh, steps_per_chunk: int,
-                 post_update: Callable[[Params], Params] | None = None):
+                 mesh: jax.sharding.Mesh, steps_per_chunk: int):
         if steps_per_chunk < 1:
             raise ValueError(f"steps_per_chunk must be >= 1, got {steps_per_chunk}")
         self.batch_size = data.batch_size
@@ -162,7 +154,7 @@ class ChunkedEpochs:
         self._masked = [any(length % k for length in self._block_lengths(g)) for g, k in enumerate(self.chunk_steps)]
         # A jitted step nested in the scan: its one trace serves both the scan body and the metric
         # shapes of zero_sums (jax caches the trace of a jitted function by its argument types).
-        self._step = step = jax.jit(train_step_fn(task, optimizer, post_update))
+        self._step = step = jax.jit(train_step_fn(task, optimizer))
         batch_sharding = sharding.batch_sharded(mesh)
         self._replicated = replicated
         self._sum_shapes = None

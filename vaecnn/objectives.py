@@ -86,8 +86,14 @@ def iwae_bound(key: jax.Array, x: jax.Array, encode: Encoder, log_likelihood: Lo
     Returns:
         [B] per-example bounds in nats.
     """
-    log_w_SxB = log_importance_weights(key, x, encode, log_likelihood, num_samples)
-    return jax.nn.logsumexp(log_w_SxB, axis=0) - jnp.log(num_samples)
+    return bound_from_log_weights(log_importance_weights(key, x, encode, log_likelihood, num_samples))
+
+
+def bound_from_log_weights(log_w_SxB: jax.Array) -> jax.Array:
+    """L_k = log (1/k) sum_s w_s from the S = k log-weights log_w_SxB: [B] nats (logsumexp, so no w_s
+    overflows). iwae_bound draws the weights; a caller that needs them for more (VAETask's ELBO
+    estimate from the same samples) draws them once and calls this."""
+    return jax.nn.logsumexp(log_w_SxB, axis=0) - jnp.log(log_w_SxB.shape[0])
 
 
 def importance_weighted_log_likelihood(key: jax.Array, x: jax.Array, encode: Encoder,

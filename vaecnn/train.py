@@ -21,7 +21,6 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 import optax
 from absl import logging
 
@@ -32,10 +31,10 @@ from vaecnn.errors import ConfigError, TrainingDiverged
 
 
 class Batcher(Protocol):
-    """An evaluation split: `iterate(None)` yields every example once, padded batches masked."""
+    """An evaluation split: `eval_batches()` yields every example once, padded batches masked."""
     num_batches: int
 
-    def iterate(self, key: jax.Array | None) -> Iterator[Batch]:
+    def eval_batches(self) -> Iterator[Batch]:
         ...
 
 
@@ -94,10 +93,6 @@ def init_state(task: Task, optimizer: optax.GradientTransformation, batch: Batch
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(batch, key)
 
 
-def count_params(params: Params) -> int:
-    return int(sum(np.prod(leaf.shape) for leaf in jax.tree.leaves(params)))
-
-
 def _add(totals: Metrics | None, metrics: Metrics) -> Metrics:
     return metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
 
@@ -122,7 +117,7 @@ def evaluate(eval_step, params: Params, batcher: Batcher, key: jax.Array,
     """Means of the task's metrics over one exhaustive pass; `key` is fixed by the caller so the
     same parameters always get the same numbers."""
     totals = None
-    for index, batch in enumerate(batcher.iterate(None)):
+    for index, batch in enumerate(batcher.eval_batches()):
         batch = jax.device_put(batch, batch_sharding)
         totals = _add(totals, eval_step(params, batch, jax.random.fold_in(key, index)))
     return means(totals)
@@ -171,7 +166,7 @@ def largest_batch(batcher: Batcher) -> Batch:
     """
     if hasattr(batcher, "largest_batch"):
         return batcher.largest_batch()
-    return next(batcher.iterate(None))
+    return next(batcher.eval_batches())
 
 
 def free_memory_bytes(device: jax.Device) -> int | None:
@@ -234,7 +229,6 @@ def _format_seconds(seconds: float) -> str:
 def fit(task: Task, optimizer: optax.GradientTransformation, train_data: TrainingData,
         eval_data: Mapping[str, Batcher], config: TrainConfig, workdir: str, *,
         mesh: jax.sharding.Mesh | None = None,
-        post_update: Callable[[Params], Params] | None = None,
         on_epoch_end: Callable[[int, Params], bool | None] | None = None) -> FitResult:
     """Trains `task` for config.epochs epochs, resuming from the newest intact checkpoint in workdir.
 
@@ -250,7 +244,7 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
     report.make_workdir(workdir)
     train_key, init_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
 
-    chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk, post_update)
+    chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk)
     state = init_state(task, optimizer, jax.device_put(chunks.first_batch(), batch_sharding), init_key, mesh)
     select = config.select_metric is not None
     checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)

@@ -31,6 +31,9 @@ VALID = {
     "mr_lines": "a witty film\nsome caf\xe9 charm \x85 still\n".encode("latin-1"),
     "vocab": b'{"format": "vaecnn.text.Vocabulary", "version": 1, "min_freq": 1, "max_size": null, '
              b'"tokens": ["<pad>", "<unk>", "film"]}',
+    "text_pipeline": b'{"format": "vaecnn.text.TextPipeline", "class_names": ["negative", "positive"], "max_len": '
+                     b'1000, "boundaries": [3, 7], "vocab": {"format": "vaecnn.text.Vocabulary", "version": 1, '
+                     b'"min_freq": 1, "max_size": null, "tokens": ["<pad>", "<unk>", "film"]}}',
 }
 
 
@@ -60,6 +63,11 @@ def _readers(tmp_path):
             f.write(VALID["mr_lines"])
         return tx.load_mr(folder)
 
+    def text_pipeline(path):
+        folder = os.path.dirname(path)
+        os.replace(path, os.path.join(folder, tx.PIPELINE_FILE))
+        return tx.TextPipeline.load(folder)
+
     def gzipped_idx(path):
         with open(path, "rb") as f:
             data = f.read()
@@ -76,6 +84,7 @@ def _readers(tmp_path):
         "text_lines": (VALID["mr_lines"], tx.read_text_lines),
         "mr": (VALID["mr_lines"], mr),
         "vocab": (VALID["vocab"], tx.Vocabulary.load),
+        "text_pipeline": (VALID["text_pipeline"], text_pipeline),
     }
 
 
@@ -84,7 +93,7 @@ def _renamed(path: str, suffix: str) -> str:
     return path + suffix
 
 
-READERS = ["idx", "idx_gz_bytes", "glue_tsv", "kim_lines", "text_lines", "mr", "vocab"]
+READERS = ["idx", "idx_gz_bytes", "glue_tsv", "kim_lines", "text_lines", "mr", "vocab", "text_pipeline"]
 
 
 def _write(folder, data: bytes) -> str:

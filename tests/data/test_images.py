@@ -58,7 +58,7 @@ def test_read_idx_big_endian_int32(tmp_path):
 
 def test_environment_variable_is_used(tmp_path, monkeypatch):
     fake_mnist(str(tmp_path / "mnist"))
-    monkeypatch.setenv(images.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(tfds_source.DATA_DIR_ENV, str(tmp_path))
     assert len(images.load_image_dataset("mnist")["train"].labels) == 12
 
 
@@ -112,7 +112,7 @@ def test_offline_without_local_copy_stops_fast_with_instructions(tmp_path):
               f"    images.load_image_dataset('mnist', tfds_data_dir={str(tmp_path)!r})\n"
               "except images.DataError as e:\n"
               "    print(e); sys.exit(3)\n")
-    env = {k: v for k, v in os.environ.items() if k != images.DATA_DIR_ENV}
+    env = {k: v for k, v in os.environ.items() if k != tfds_source.DATA_DIR_ENV}
     if tfds_source.host_reachable(timeout=2):
         pytest.skip("the TFDS download host is reachable from here, so this is not an offline machine")
     start = time.perf_counter()

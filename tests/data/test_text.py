@@ -1,6 +1,5 @@
 """Tests of vaecnn.data.text: tokenizer, vocabulary, sources, k-fold splits, bucketed batches."""
 
-import collections
 import itertools
 import os
 import pathlib
@@ -394,7 +393,7 @@ def test_min_padding_boundaries_are_optimal():
 def test_eval_pass_yields_every_example_once():
     enc = _toy_encoded()
     batcher = tx.TextBatcher(enc, batch_size=16, num_buckets=4, include_index=True)
-    batches = list(batcher.iterate(None))
+    batches = list(batcher.eval_batches())
     assert len(batches) == batcher.num_batches == batcher.num_eval_batches
     shapes = {b["tokens"].shape for b in batches}
     assert len(shapes) <= 4 and shapes == set(batcher.shapes)
@@ -415,36 +414,6 @@ def test_eval_pass_yields_every_example_once():
             assert np.all(b["tokens"][row, L:T] == 0)
 
 
-def test_training_pass_is_full_shuffled_and_reproducible():
-    enc = _toy_encoded()
-    batcher = tx.TextBatcher(enc, batch_size=16, num_buckets=4, include_index=True)
-    key = jax.random.key(7)
-    first = list(batcher.iterate(key))
-    again = list(batcher.iterate(key))
-    other = list(batcher.iterate(jax.random.key(8)))
-    assert len(first) == batcher.num_batches
-    for a, b in zip(first, again):
-        for name in a:
-            np.testing.assert_array_equal(a[name], b[name])
-    assert any(not np.array_equal(a["index"], b["index"]) for a, b in zip(first, other))
-    assert all(b["tokens"].shape[0] == 16 and np.all(b["mask"] == 1) for b in first)
-    assert len({b["tokens"].shape for b in first}) <= len(batcher.boundaries)
-    counts = collections.Counter(np.concatenate([b["index"] for b in first]).tolist())
-    assert set(counts) == set(range(len(enc)))  # fill, not drop: every example is trained on
-    for b in first:  # a batch never mixes buckets and never repeats an example unless its bucket is < B
-        T = b["tokens"].shape[1]
-        assert np.all(enc.lengths[b["index"]] <= T)
-    # The in-order evaluation pass is not shuffled.
-    assert not all(np.array_equal(a["index"], b["index"]) for a, b in zip(first, batcher.iterate(None)))
-
-
-def test_training_pass_accepts_legacy_keys_and_small_buckets():
-    enc = _toy_encoded(n=5)
-    batcher = tx.TextBatcher(enc, batch_size=8, boundaries=[3, 100])
-    batches = list(batcher.iterate(jax.random.PRNGKey(0)))
-    assert len(batches) == batcher.num_batches and all(b["tokens"].shape[0] == 8 for b in batches)
-
-
 def test_eval_batcher_reuses_training_shapes():
     train = tx.TextBatcher(_toy_encoded(seed=0, max_len=30), batch_size=8, num_buckets=3)
     dev = tx.TextBatcher(_toy_encoded(n=20, seed=1), batch_size=8, boundaries=train.boundaries)
@@ -455,7 +424,7 @@ def test_eval_batcher_reuses_training_shapes():
 def test_batches_can_be_sharded():
     enc = _toy_encoded(n=10)
     sharding = jax.sharding.SingleDeviceSharding(jax.devices()[0])
-    batch = next(tx.TextBatcher(enc, batch_size=4, sharding=sharding).iterate(None))
+    batch = next(tx.TextBatcher(enc, batch_size=4, sharding=sharding).eval_batches())
     assert isinstance(batch["tokens"], jax.Array) and batch["tokens"].sharding == sharding
 
 
@@ -484,7 +453,7 @@ def test_real_mr(real_data_dir):
     vocab = tx.vocabulary_from_dataset(ds.subset(train))
     enc = tx.encode_dataset(ds.subset(test), vocab)
     batcher = tx.TextBatcher(enc, batch_size=50)
-    assert sum(float(b["mask"].sum()) for b in batcher.iterate(None)) == test.size
+    assert sum(float(b["mask"].sum()) for b in batcher.eval_batches()) == test.size
 
 
 @pytest.mark.real_data

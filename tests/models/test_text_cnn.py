@@ -14,7 +14,9 @@ import optax
 import pytest
 from absl.testing import parameterized
 
+from vaecnn import arith
 from vaecnn.models import text_cnn as tc
+from vaecnn.models import toy_cnn
 from vaecnn.models.text_cnn import TextCNN
 
 # Shared small configuration: V words, D features, three widths, one of them (5) wider
@@ -117,44 +119,48 @@ def _brute_force_logits(tokens, params, mode):
 @pytest.mark.parametrize("D_toy", [1, 3, 50, 300])
 def test_toy_layer_table_matches_notes(D_toy):
     Dt = D_toy
-    rows = tc.toy_layer_table(Dt)
-    assert [r.layer for r in rows] == [
-        "input", "conv k=2", "max-pool k=2", "conv k=4", "max-pool k=4",
-        "concatenation", "dense", "softmax",
-    ]
-    table = {r.layer: (r.output_shape, r.params) for r in rows}
-    assert table["input"] == ((11, Dt), 0)
-    assert table["conv k=2"] == ((10, 4), 2 * Dt * 4 + 4)
-    assert table["max-pool k=2"] == ((4,), 0)
-    assert table["conv k=4"] == ((8, 5), 4 * Dt * 5 + 5)
-    assert table["max-pool k=4"] == ((5,), 0)
-    assert table["concatenation"] == ((9,), 0)
-    assert table["dense"] == ((2,), 9 * 2 + 2) == ((2,), 20)
-    assert table["softmax"] == ((2,), 0)
+    summary = toy_cnn.toy_summary(Dt)
+    rows = {row.name: row for row in summary.rows}
+    # The input, each convolution and its parameters, the pooled concatenation the dense layer reads.
+    assert rows["TextCNN.classify_embedded"].input_shapes == ((1, 11, Dt),)
+    assert (rows["convs_0"].output_shapes, rows["convs_0"].params) == (((1, 10, 4),), 2 * Dt * 4 + 4)
+    assert (rows["convs_1"].output_shapes, rows["convs_1"].params) == (((1, 8, 5),), 4 * Dt * 5 + 5)
+    assert rows["TextCNN.pooled_features"].output_shapes == ((1, 4 + 5),)
+    assert rows["dense"].input_shapes == ((1, 9),)
+    assert (rows["dense"].output_shapes, rows["dense"].params) == (((1, 2),), 9 * 2 + 2) == (((1, 2),), 20)
+    assert rows["TextCNN.classify_embedded"].output_shapes == ((1, 2),)  # the softmax keeps the 2 logits' shape
+
+    # Each max-pool keeps one value per channel: the sown pooled vectors are 4 and 5.
+    model = toy_cnn.toy_model(Dt)
+    x = jnp.zeros((1, 11, Dt))
+    variables = model.init(_key(0), x, method=TextCNN.classify_embedded, deterministic=True)
+    _, state = model.apply(variables, x, method=TextCNN.predict_proba_embedded, mutable=["intermediates"])
+    inter = {name: value[0].shape for name, value in state["intermediates"].items()}
+    assert inter["pool0"] == (1, 4) and inter["pool1"] == (1, 5) and inter["concat"] == (1, 9)
+    assert inter["softmax"] == (1, 2)
 
     # Total = size of the parameter tree of an independently initialised toy model.
-    model = tc.toy_model(Dt)
     shapes = jax.eval_shape(
         lambda k: model.init(k, jnp.zeros((1, 11, Dt)), method=TextCNN.classify_embedded,
                              deterministic=True), _key(0))
-    total = sum(r.params for r in rows)
-    assert total == tc.count_params(shapes["params"])
+    total = sum(r.params for r in summary.rows)
+    assert total == summary.total_params == arith.count_params(shapes["params"])
     assert total == (2 * Dt * 4 + 4) + (4 * Dt * 5 + 5) + 20
     assert set(shapes["params"]) == {"convs_0", "convs_1", "dense"}  # no embedding layer
 
-    text = tc.format_table(rows)
+    text = arith.format_summary(summary)
     last = text.splitlines()[-1].split()
-    assert last[0] == "total" and last[-1] == f"{total:,}"
-    assert "10 x 4" in text and "8 x 5" in text
+    assert last[0] == "total" and last[1] == f"{total:,}"
+    assert "(1, 10, 4)" in text and "(1, 8, 5)" in text
 
 
 def test_toy_network_runs_on_an_11xD_matrix():
-    assert tc.TOY_NETWORK.seq_len == 11
-    assert (tc.TOY_NETWORK.widths, tc.TOY_NETWORK.channels) == ((2, 4), (4, 5))
-    assert tc.TOY_NETWORK.num_classes == 2
-    cfg = tc.toy_config(3)
+    assert toy_cnn.TOY_NETWORK.seq_len == 11
+    assert (toy_cnn.TOY_NETWORK.widths, toy_cnn.TOY_NETWORK.channels) == ((2, 4), (4, 5))
+    assert toy_cnn.TOY_NETWORK.num_classes == 2
+    cfg = toy_cnn.toy_config(3)
     assert cfg["widths"] == (2, 4) and cfg["channels"] == (4, 5) and cfg["num_classes"] == 2
-    model = tc.toy_model(3)
+    model = toy_cnn.toy_model(3)
     x = jnp.asarray(np.random.default_rng(1).normal(size=(2, 11, 3)), jnp.float32)
 
     @jax.jit
@@ -169,15 +175,6 @@ def test_toy_network_runs_on_an_11xD_matrix():
         model.init(_key(0), jnp.ones((1, 11), jnp.int32), deterministic=True)
 
 
-def test_format_table_aligned():
-    rows = [tc.LayerRow("a", (1, 2), 3), tc.LayerRow("longer name", (10,), 1000)]
-    text = tc.format_table(rows)
-    lines = [line for line in text.splitlines() if not set(line) <= {"-"}]
-    assert len({len(line) for line in lines}) == 1  # right-aligned params column
-    assert lines[-1].split() == ["total", "1,003"]
-
-
-# ----------------------------------------------------------------------------- Kim default
 def test_kim_default_shapes_and_param_count():
     Vk, Dk, Kk, B, T = 40, 16, 2, 4, 12
     model = TextCNN(num_classes=Kk, vocab_size=Vk, embed_dim=Dk)
@@ -198,7 +195,7 @@ def test_kim_default_shapes_and_param_count():
     variables, logits, inter, probs, dropped = run(_key(0), tokens)
     params = variables["params"]
     expected = Vk * Dk + sum(k * Dk * 100 + 100 for k in (3, 4, 5)) + 300 * Kk + Kk
-    assert tc.count_params(params) == expected == _params_size(params)
+    assert arith.count_params(params) == expected == _params_size(params)
     chex.assert_shape(params["embedding"], (Vk, Dk))
     for i, k in enumerate((3, 4, 5)):
         chex.assert_shape(params[f"convs_{i}"]["kernel"], (k, Dk, 100))
@@ -385,56 +382,6 @@ def test_multichannel_structure_and_gradients():
         np.asarray(forward({"params": params}, TOKENS)),
         _brute_force_logits(TOKENS, params, "multichannel"), rtol=1e-5, atol=1e-5,
     )
-
-
-# ----------------------------------------------------------------------------- max-norm
-def test_max_norm_project():
-    kernel = np.zeros((4, 3), np.float32)
-    kernel[:, 0] = [3.0, 4.0, 0.0, 0.0]  # norm 5 > 3 -> rescaled to 3
-    kernel[:, 1] = [1.0, 1.0, 1.0, 0.0]  # norm sqrt(3) < 3 -> untouched
-    kernel[:, 2] = [0.0, 0.0, 0.0, 3.0]  # norm exactly 3 -> untouched
-    conv_kernel = 10.0 * np.ones((2, 3, 4), np.float32)
-    params = {
-        "convs_0": {"kernel": jnp.asarray(conv_kernel), "bias": jnp.ones(4)},
-        "dense": {"kernel": jnp.asarray(kernel), "bias": 100.0 * jnp.ones(3)},
-    }
-    out = jax.jit(tc.max_norm_project, static_argnums=1)(params, 3.0)
-    k = np.asarray(out["dense"]["kernel"])
-    np.testing.assert_allclose(np.linalg.norm(k[:, 0]), 3.0, rtol=1e-6)
-    np.testing.assert_allclose(k[:, 0], kernel[:, 0] * 3.0 / 5.0, rtol=1e-6)
-    np.testing.assert_array_equal(k[:, 1:], kernel[:, 1:])
-    # Nothing else is touched (biases, conv kernels even though their norms exceed s).
-    np.testing.assert_array_equal(np.asarray(out["dense"]["bias"]), 100.0)
-    np.testing.assert_array_equal(np.asarray(out["convs_0"]["kernel"]), conv_kernel)
-    # Input not mutated; a {"params": ...} variables dict is accepted too.
-    np.testing.assert_array_equal(np.asarray(params["dense"]["kernel"]), kernel)
-    wrapped = jax.jit(tc.max_norm_project, static_argnums=1)({"params": params}, 3.0)
-    np.testing.assert_allclose(np.asarray(wrapped["params"]["dense"]["kernel"]), k, rtol=1e-6)
-    with pytest.raises(KeyError):
-        tc.max_norm_project({"convs_0": params["convs_0"]})
-
-
-def test_max_norm_constraint_transform():
-    params = {
-        "convs_0": {"kernel": jnp.ones((2, 3, 4)), "bias": jnp.zeros(4)},
-        "dense": {"kernel": jnp.zeros((4, 2)), "bias": jnp.zeros(2)},
-    }
-    grads = {
-        "convs_0": {"kernel": jnp.ones((2, 3, 4)), "bias": jnp.ones(4)},
-        "dense": {"kernel": jnp.array([[-10.0, -0.1]] * 4), "bias": jnp.ones(2)},
-    }
-    opt = optax.chain(optax.sgd(1.0), tc.max_norm_constraint(3.0))
-
-    @jax.jit
-    def step(params, grads):
-        updates, _ = opt.update(grads, opt.init(params), params)
-        return optax.apply_updates(params, updates)
-
-    new = step(params, grads)
-    norms = np.linalg.norm(np.asarray(new["dense"]["kernel"]), axis=0)
-    np.testing.assert_allclose(norms, [3.0, 0.2], rtol=1e-6)  # 20 -> 3; 0.2 untouched
-    np.testing.assert_allclose(np.asarray(new["convs_0"]["kernel"]), 0.0)
-    np.testing.assert_allclose(np.asarray(new["dense"]["bias"]), -1.0)
 
 
 # ----------------------------------------------------------------------------- jit vs no jit

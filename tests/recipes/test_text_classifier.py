@@ -13,9 +13,9 @@ import sys
 import numpy as np
 import pytest
 
-from vaecnn.data.text import Vocabulary
 from vaecnn.errors import ConfigError
-from vaecnn.recipes.text_classifier import TextClassifierConfig, predict, run
+from vaecnn.data.text import TextPipeline
+from vaecnn.recipes.text_classifier import make_config, predict, run
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSITIVE = ("good", "great", "fun", "moving", "superb", "witty")
@@ -58,7 +58,7 @@ def toy_files(tmp_path_factory):
 def trained(toy_files, tmp_path_factory):
     """A run with dev selection; returns (workdir, results)."""
     workdir = str(tmp_path_factory.mktemp("trained"))
-    return workdir, run(TextClassifierConfig(workdir=workdir, epochs=5, **toy_files, **TINY))
+    return workdir, run(make_config(workdir=workdir, epochs=5, **toy_files, **TINY))
 
 
 def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
@@ -84,7 +84,7 @@ def test_dev_selection_and_results(trained):
 
 def test_vocabulary_is_saved_and_built_from_training_data_only(trained):
     workdir, results = trained
-    vocab = Vocabulary.load(os.path.join(workdir, "vocab.json"))
+    vocab = TextPipeline.load(workdir).vocab
     assert len(vocab) == results["vocab_size"] == 2 + len(POSITIVE + NEGATIVE + NEUTRAL)
     assert "good" in vocab and DEV_ONLY_WORD not in vocab
 
@@ -104,7 +104,7 @@ def test_predict_uses_the_selected_parameters(trained, toy_files):
 
 def test_cross_validation_without_a_test_split(toy_files, tmp_path):
     workdir = str(tmp_path / "cv")
-    results = run(TextClassifierConfig(workdir=workdir, train_file=toy_files["train_file"], cv_folds=2, epochs=2,
+    results = run(make_config(workdir=workdir, train_file=toy_files["train_file"], cv_folds=2, epochs=2,
                                        **TINY))
     assert results["cv_folds"] == 2 and len(results["fold_accuracies"]) == 2
     assert results["cv_accuracy_mean"] == pytest.approx(np.mean(results["fold_accuracies"]))
@@ -115,7 +115,7 @@ def test_cross_validation_without_a_test_split(toy_files, tmp_path):
     for fold in range(2):
         folder = os.path.join(workdir, f"fold_{fold:02d}")
         assert all(os.path.exists(os.path.join(folder, name))
-                   for name in ("vocab.json", "classifier.json", "metrics.jsonl"))
+                   for name in ("config.json", "text_pipeline.json", "classifier.json", "metrics.jsonl"))
     with pytest.raises(ConfigError, match="fold_00"):
         predict(workdir, ["good"])
 
@@ -151,13 +151,13 @@ def test_command_line_errors_are_one_line(args, message, tmp_path):
 ])
 def test_bad_configs_are_rejected_before_loading_data(fields, message):
     with pytest.raises(ConfigError, match=message):
-        TextClassifierConfig(workdir="unused", **fields)
+        make_config(workdir="unused", **fields)
 
 
 @pytest.mark.real_data
 @pytest.mark.slow
 def test_sst2_sentences_learn_well_above_chance(real_data_dir, tmp_path):
-    results = run(TextClassifierConfig(workdir=str(tmp_path), dataset="stsa.binary", data_dir=real_data_dir,
+    results = run(make_config(workdir=str(tmp_path), dataset="stsa.binary", data_dir=real_data_dir,
                                        embed_dim=32, hidden_size=32, dropout=0.0, learning_rate=5e-3,
                                        num_buckets=2, epochs=2))
     assert results["dev_accuracy"] > 0.65

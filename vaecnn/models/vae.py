@@ -15,7 +15,6 @@ from collections.abc import Sequence
 
 import flax.linen as nn
 import jax
-import jax.numpy as jnp
 
 from vaecnn import objectives
 from vaecnn.likelihoods import bernoulli_log_prob, gaussian_log_prob

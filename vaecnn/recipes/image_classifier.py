@@ -10,7 +10,7 @@ those of the last epoch: the test set is never used to pick an epoch.
 
 import dataclasses
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Mapping
 from typing import Any
 
 import jax
@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from absl import logging
 
 from vaecnn import arith, report, sharding, train
+from vaecnn import config as vconfig
+from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import DATASETS, ImageSplit, load_image_dataset
@@ -26,31 +28,34 @@ from vaecnn.models.image_cnn import DenseNet, SmallCNN
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 
 MODELS = ("cnn", "dense")
+BOTH = "both"  # config.model: train every model of MODELS and compare them
 SUMMARY_FILE = "model_summary.txt"
 
 
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig:
     """Everything an image-classifier run depends on. Defaults are the README's MNIST recipe."""
-    workdir: str
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    model: str = "cnn"
-    cnn_features: Sequence[int] = (32, 64)       # channels of the 3x3 convolutions
-    cnn_hidden_size: int = 128
-    dense_hidden_sizes: Sequence[int] = (512, 512)
-    dropout_rate: float = 0.25
-    train_examples: int | None = None            # the first N training images only; None: all
-    epochs: int = 12
-    batch_size: int = 128
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    lr_schedule: str = "cosine"
-    seed: int = 0
-    eval_batch_size: int = 1000
+    workdir: str = option("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results; rerunning resumes.")
+    dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
+    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
+    model: str = option("cnn", "Which classifier; both: each in workdir/<model>, and workdir/comparison.md.",
+                        choices=(*MODELS, BOTH))
+    cnn_features: tuple[int, ...] = option((32, 64), "CNN: channels of the 3x3 convs.")
+    cnn_hidden_size: int = option(128, "CNN: units of the dense layer.", lower_bound=1)
+    dense_hidden_sizes: tuple[int, ...] = option((512, 512), "Dense net: hidden sizes.")
+    dropout_rate: float = option(0.25, "Dropout rate of both models (training only).")
+    train_examples: int | None = option(None, "Train on the first N training images only (default: all).",
+                                        lower_bound=1)
+    epochs: int = option(12, "Training epochs.", lower_bound=1)
+    batch_size: int = option(128, "Training batch size.", lower_bound=1)
+    optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
+    learning_rate: float = option(1e-3, "Peak learning rate.", lower_bound=0.0)
+    lr_schedule: str = option("cosine", "Learning-rate schedule.", choices=SCHEDULES)
+    seed: int = option(0, "Seed of every random draw.")
+    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1)
 
     def __post_init__(self):
-        choices = {"dataset": (self.dataset, DATASETS), "model": (self.model, MODELS),
+        choices = {"dataset": (self.dataset, DATASETS), "model": (self.model, (*MODELS, BOTH)),
                    "optimizer": (self.optimizer, OPTIMIZERS), "lr_schedule": (self.lr_schedule, SCHEDULES)}
         for name, (value, allowed) in choices.items():
             if value not in allowed:
@@ -86,6 +91,12 @@ def _training_split(split: ImageSplit, train_examples: int | None) -> ImageSplit
     return ImageSplit(split.images[:train_examples], split.labels[:train_examples])
 
 
+def run_experiment(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
+    """Trains (or resumes) config.model, or with model "both" every model of MODELS (compare); returns
+    the results by model."""
+    return compare(config) if config.model == BOTH else {config.model: run(config)}
+
+
 def run(config: ImageClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) one classifier; writes workdir/{metrics.jsonl, results.json,
     model_summary.txt, loss_curve.png, accuracy_curve.png, checkpoints}."""
@@ -107,6 +118,7 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
     # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
     summary = arith.summarize(model, jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8), deterministic=True)
     report.make_workdir(config.workdir)
+    vconfig.save(config, config.workdir, keep_existing=True)
     with open(os.path.join(config.workdir, SUMMARY_FILE), "w", encoding="utf-8") as f:
         f.write(arith.format_summary(summary) + "\n")
     logging.info("%s: %s parameters, %s MACs per image", config.model, f"{summary.total_params:,}",
@@ -127,7 +139,7 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
         "test_loss": final["test/loss"],
         "train_accuracy": final["train/accuracy"],
         "train_loss": final["train/loss"],
-        "num_params": train.count_params(result.params),
+        "num_params": arith.count_params(result.params),
         "macs_per_image": summary.total_macs,
         "image_shape": image_shape,
         "num_classes": num_classes,
@@ -136,9 +148,10 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
         "train_seconds": result.train_seconds,
         "train_examples_per_second": result.examples_seen / result.train_seconds,
         "units": "loss: mean cross-entropy in nats; accuracy: fraction correct",
-        "config": dataclasses.asdict(config),
+        "config": vconfig.to_dict(config),
         "hardware": report.hardware(),
     }
+    vconfig.save(config, config.workdir)
     report.write_json(os.path.join(config.workdir, "results.json"), results)
     title = f"{config.model} on {config.dataset}"
     report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), result.history,
@@ -149,14 +162,17 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
 
 
 def compare(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
-    """Trains every model of MODELS in workdir/<model> (config.model is ignored) and writes
-    workdir/comparison.md; returns the results of each, by model."""
+    """Trains every model of MODELS in workdir/<model> and writes workdir/comparison.md; returns the
+    results of each, by model."""
+    report.make_workdir(config.workdir)
+    vconfig.save(config, config.workdir, keep_existing=True)
     results, summaries = {}, {}
     for name in MODELS:
         model_config = dataclasses.replace(config, model=name, workdir=os.path.join(config.workdir, name))
         results[name] = run(model_config)
         with open(os.path.join(model_config.workdir, SUMMARY_FILE), encoding="utf-8") as f:
             summaries[name] = f.read()
+    vconfig.save(config, config.workdir)
     with open(os.path.join(config.workdir, "comparison.md"), "w", encoding="utf-8") as f:
         f.write(format_comparison(results, summaries))
     return results
@@ -188,12 +204,11 @@ def format_comparison(results: Mapping[str, Mapping[str, Any]], summaries: Mappi
     return "\n".join(lines) + "\n"
 
 
-def arithmetic_report(measure_limit_params: int = arith.DEFAULT_MEASURE_LIMIT_PARAMS) -> str:
+def arithmetic_report() -> str:
     """Markdown: the notes' four answers (TD-2, Exercise 1) and the dense-vs-conv table that
-    answers "what problem do we have if the input is large?" (rows whose dense matrix has at most
-    `measure_limit_params` floats are measured by initialising the layers)."""
+    answers "what problem do we have if the input is large?"."""
     answers = arith.notes_exercise_answers()
-    rows = arith.dense_vs_conv_table(measure_limit_params=measure_limit_params)
+    rows = arith.dense_vs_conv_table()
     largest = rows[-1]
     return "\n".join([
         "# TD-2, Exercise 1: architecture arithmetic",

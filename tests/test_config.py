@@ -1,0 +1,116 @@
+"""Typed configs (vaecnn.config), the presets of configs/, and --config on the command line."""
+
+import dataclasses
+import importlib
+import json
+import os
+import pkgutil
+import re
+import subprocess
+import sys
+
+import pytest
+
+import configs
+from vaecnn import config as vconfig
+from vaecnn.errors import ConfigError
+from vaecnn.models.rnn import RNNConfig
+from vaecnn.models.text_cnn import CNNConfig
+from vaecnn.recipes.gradient_estimators import GradientEstimatorsConfig
+from vaecnn.recipes.image_classifier import ImageClassifierConfig
+from vaecnn.recipes.text_classifier import TextClassifierConfig, make_config
+from vaecnn.recipes.vae import VAEConfig
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+PRESETS = sorted(module.name for module in pkgutil.iter_modules(configs.__path__))
+CONFIG_TYPES = (VAEConfig, TextClassifierConfig, ImageClassifierConfig, GradientEstimatorsConfig)
+
+
+def test_nested_model_fields_are_flat_settings():
+    settings = vconfig.settings(TextClassifierConfig(model=CNNConfig()))
+    assert settings["widths"].path == ("model", "widths") and settings["widths"].default == (3, 4, 5)
+    assert settings["epochs"].path == ("epochs",)
+    assert "hidden_size" not in settings  # the RNN's fields belong to the other model
+    assert set(vconfig.settings(TextClassifierConfig(model=RNNConfig()))) - set(settings) == {
+        "hidden_size", "activation"}
+
+
+def test_override_reaches_nested_fields_and_validates_again():
+    base = TextClassifierConfig(model=CNNConfig())
+    changed = vconfig.override(base, {"widths": (2,), "channels": (7,), "epochs": 3})
+    assert changed.model == CNNConfig(widths=(2,), channels=(7,)) and changed.epochs == 3
+    assert base.model.widths == (3, 4, 5)  # configs are values: the base is unchanged
+    with pytest.raises(ConfigError, match="one positive channel count per positive width"):
+        vconfig.override(base, {"widths": (2, 3)})
+    with pytest.raises(ConfigError, match="no field hidden_size"):
+        vconfig.override(base, {"hidden_size": 8})
+
+
+@pytest.mark.parametrize("config", [VAEConfig(gaussian_logvar=None, hidden_sizes=(8,)),
+                                    make_config("cnn", dataset="mr", widths=(1, 2), channels=(3, 4), max_norm=None),
+                                    make_config("rnn", train_file="x.tsv", hidden_size=5),
+                                    ImageClassifierConfig(model="both", train_examples=10),
+                                    GradientEstimatorsConfig(measure_epochs=(1, 2), epochs=2)])
+def test_save_and_load_round_trip(config, tmp_path):
+    path = vconfig.save(config, str(tmp_path))
+    assert json.load(open(path))  # plain JSON, readable by anyone
+    assert vconfig.load(type(config), str(tmp_path)) == config
+
+
+def test_save_keep_existing_leaves_the_file_alone(tmp_path):
+    vconfig.save(VAEConfig(epochs=2), str(tmp_path))
+    before = open(tmp_path / vconfig.CONFIG_FILE, "rb").read()
+    vconfig.save(VAEConfig(epochs=3), str(tmp_path), keep_existing=True)
+    assert open(tmp_path / vconfig.CONFIG_FILE, "rb").read() == before
+    vconfig.save(VAEConfig(epochs=3), str(tmp_path))
+    assert vconfig.load(VAEConfig, str(tmp_path)).epochs == 3
+
+
+def test_damaged_or_missing_config_file_is_a_config_error(tmp_path):
+    with pytest.raises(ConfigError, match="does not exist"):
+        vconfig.load(VAEConfig, str(tmp_path))
+    (tmp_path / vconfig.CONFIG_FILE).write_text('{"epochs": ')
+    with pytest.raises(ConfigError, match="damaged"):
+        vconfig.load(VAEConfig, str(tmp_path))
+    (tmp_path / vconfig.CONFIG_FILE).write_text('{"model": {"kind": "transformer"}}')
+    with pytest.raises(ConfigError, match="unknown kind 'transformer'"):
+        vconfig.load(TextClassifierConfig, str(tmp_path))
+
+
+@pytest.mark.parametrize("name", PRESETS)
+def test_every_preset_is_a_valid_typed_config(name):
+    config = importlib.import_module(f"configs.{name}").get_config()
+    assert isinstance(config, CONFIG_TYPES), type(config)
+    assert vconfig.from_dict(type(config), json.loads(json.dumps(vconfig.to_dict(config)))) == config
+
+
+def test_every_preset_named_in_the_readme_exists_and_every_preset_is_named():
+    readme = open(os.path.join(ROOT, "README.md"), encoding="utf-8").read()
+    named = set(re.findall(r"--config=(\w+)", readme)) | set(re.findall(r"preset `(\w+)`", readme)) | set(
+        re.findall(r"\(`(\w+)`\)", readme))
+    assert named <= set(PRESETS), sorted(named - set(PRESETS))
+    section = readme[readme.index("## Configs and presets"):readme.index("## Layout")]
+    defaults = set(re.findall(r"`(\w+)`", section))  # the experiments' default presets, listed there
+    assert set(PRESETS) <= named | defaults, sorted(set(PRESETS) - named - defaults)
+
+
+def _run(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
+
+
+def test_command_line_starts_from_the_preset_and_flags_override_it(tmp_path):
+    workdir = tmp_path / "w"
+    completed = _run("experiments.vae_mnist", "--config=vae_mnist_latent2", "--dataset=digits", "--epochs=1",
+                     "--hidden_sizes=16", f"--workdir={workdir}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    saved = vconfig.load(VAEConfig, str(workdir))
+    preset = importlib.import_module("configs.vae_mnist_latent2").get_config()
+    assert saved == dataclasses.replace(preset, dataset="digits", epochs=1, hidden_sizes=(16,), workdir=str(workdir))
+    assert json.load(open(workdir / "results.json"))["config"] == vconfig.to_dict(saved)
+
+
+def test_a_preset_of_another_experiment_is_one_clear_line(tmp_path):
+    completed = _run("experiments.vae_mnist", "--config=rnn_mr", f"--workdir={tmp_path}")
+    assert completed.returncode == 1
+    assert completed.stderr.strip().splitlines()[-1].startswith("error: flag --config=rnn_mr: preset rnn_mr "
+                                                                "configures another experiment than vae_mnist")

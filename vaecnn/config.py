@@ -1,0 +1,154 @@
+"""Typed run configurations: frozen dataclasses whose fields carry their own help, bounds and choices.
+
+One declaration serves every user of a configuration:
+
+* the library takes a config as an ordinary value (`run(config)`);
+* `configs/<preset>.py` are functions returning one (a results row of the README each);
+* the command line: experiments/_cli.py makes every field a flag of the same name, starting from a
+  preset (`--config=<preset>`), and `override` applies the flags given;
+* the workdir: a run writes its resolved config to `config.json` when it starts (`save`), and
+  prediction reads it back (`load`).
+
+A field may hold another config (a model's, e.g. `model: RNNConfig | CNNConfig`); its fields are
+addressed by their own names, so flags stay flat (`--hidden_size`, not `--model.hidden_size`). Such a
+nested config names its kind in a `KIND` class attribute, which `to_dict` records and `from_dict`
+reads to pick the class.
+
+    @dataclasses.dataclass(frozen=True)
+    class VAEConfig:
+        latent_dim: int = option(32, "Latent dimensions.", lower_bound=1)
+"""
+
+import dataclasses
+import os
+import types
+import typing
+from collections.abc import Callable, Mapping, Sequence
+from typing import Any
+
+from vaecnn import report
+from vaecnn.errors import ConfigError
+
+CONFIG_FILE = "config.json"
+_KIND = "kind"
+
+
+def option(default: Any, help: str, *, choices: Sequence[str] | None = None, lower_bound: float | None = None,
+           upper_bound: float | None = None, parse: Callable[[str], Any] | None = None) -> Any:
+    """A config field with its command-line help, and what a flag checks when it is parsed:
+    `choices` (an enum), `lower_bound` / `upper_bound`, or `parse` (text -> value, ValueError when bad)."""
+    return dataclasses.field(default=default, metadata={
+        "help": help, "choices": tuple(choices) if choices else None, "lower_bound": lower_bound,
+        "upper_bound": upper_bound, "parse": parse})
+
+
+@dataclasses.dataclass(frozen=True)
+class Setting:
+    """One settable field of a config, nested ones included: where it is and what it takes."""
+    name: str
+    path: tuple[str, ...]      # attribute path from the top config, e.g. ("model", "hidden_size")
+    type: Any                  # the annotation, e.g. int, float | None, tuple[int, ...]
+    default: Any               # its value in the config it was read from
+    metadata: Mapping[str, Any]
+
+
+def _is_config(value: Any) -> bool:
+    return dataclasses.is_dataclass(value) and not isinstance(value, type)
+
+
+def settings(config: Any) -> dict[str, Setting]:
+    """Every field of `config`, nested configs' fields flattened under their own names."""
+    found: dict[str, Setting] = {}
+
+    def visit(node: Any, path: tuple[str, ...]) -> None:
+        hints = typing.get_type_hints(type(node))
+        for field in dataclasses.fields(node):
+            value = getattr(node, field.name)
+            if _is_config(value):
+                visit(value, path + (field.name,))
+                continue
+            if field.name in found:
+                raise TypeError(f"{type(config).__name__}: field {field.name!r} appears twice")
+            found[field.name] = Setting(field.name, path + (field.name,), hints[field.name], value,
+                                        field.metadata)
+
+    visit(config, ())
+    return found
+
+
+def override(config: Any, values: Mapping[str, Any]) -> Any:
+    """`config` with the named fields (nested ones by their own names) replaced; validated again."""
+    known = settings(config)
+    unknown = sorted(set(values) - set(known))
+    if unknown:
+        raise ConfigError(f"{type(config).__name__} has no field {', '.join(unknown)}")
+
+    def replace(node: Any, path: tuple[str, ...]) -> Any:
+        changes = {}
+        for field in dataclasses.fields(node):
+            value = getattr(node, field.name)
+            if _is_config(value):
+                changes[field.name] = replace(value, path + (field.name,))
+            elif field.name in values and known[field.name].path == path + (field.name,):
+                changes[field.name] = values[field.name]
+        return dataclasses.replace(node, **changes) if changes else node
+
+    return replace(config, ())
+
+
+def to_dict(config: Any) -> dict[str, Any]:
+    """JSON-ready: nested configs become dicts with their `kind`; tuples become lists."""
+    out: dict[str, Any] = {_KIND: config.KIND} if hasattr(config, "KIND") else {}
+    for field in dataclasses.fields(config):
+        value = getattr(config, field.name)
+        out[field.name] = to_dict(value) if _is_config(value) else list(value) if isinstance(value, tuple) else value
+    return out
+
+
+def _config_classes(annotation: Any) -> list[type]:
+    members = typing.get_args(annotation) if isinstance(annotation, types.UnionType) else (annotation,)
+    return [member for member in members if dataclasses.is_dataclass(member)]
+
+
+def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
+    """The inverse of to_dict: lists back to tuples, nested configs by their recorded kind."""
+    hints = typing.get_type_hints(cls)
+    values = {}
+    for field in dataclasses.fields(cls):
+        if field.name not in data:
+            continue  # a field added since the file was written keeps its default
+        value, classes = data[field.name], _config_classes(hints[field.name])
+        if classes and isinstance(value, Mapping):
+            by_kind = {member.KIND: member for member in classes}
+            if value.get(_KIND) not in by_kind:
+                raise ConfigError(f"{cls.__name__}.{field.name}: unknown kind {value.get(_KIND)!r}; "
+                                  f"known: {', '.join(by_kind)}")
+            value = from_dict(by_kind[value[_KIND]], value)
+        elif isinstance(value, list):
+            value = tuple(value)
+        values[field.name] = value
+    return cls(**values)
+
+
+def save(config: Any, workdir: str, *, keep_existing: bool = False) -> str:
+    """Writes workdir/config.json (atomically) and returns its path.
+
+    keep_existing: leave a config.json already there as it is. Runs save with it when they start, and
+    without it when they end: a resumed run that then fails (a damaged checkpoint, bad data) leaves
+    the folder's files as they were, and one that succeeds records what it ran with.
+    """
+    path = os.path.join(workdir, CONFIG_FILE)
+    if not (keep_existing and os.path.exists(path)):
+        report.write_json(path, to_dict(config))
+    return path
+
+
+def load(cls: type, workdir: str) -> Any:
+    """The config a run saved in workdir/config.json."""
+    path = os.path.join(workdir, CONFIG_FILE)
+    try:
+        return from_dict(cls, report.read_json(path))
+    except FileNotFoundError:
+        raise ConfigError(f"{path} does not exist: {workdir} holds no run started by this version") from None
+    except (ValueError, TypeError) as error:
+        raise ConfigError(f"{path} is damaged ({error}); rerun the training to rewrite it") from None
