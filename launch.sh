@@ -8,7 +8,7 @@
 #   ./launch.sh setup                         only create/refresh .venv
 #
 # Set-up is idempotent: .venv is created once and the project is reinstalled only when
-# pyproject.toml, the requested extras or the jax build change (a stamp file records them).
+# pyproject.toml, constraints.txt, the requested extras or the jax build change (a stamp file records them).
 #
 # Environment:
 #   VAECNN_VENV         virtualenv folder (default: .venv beside this script)
@@ -58,8 +58,8 @@ setup() {
     "$python" -m venv "$venv" || die "could not create a virtualenv at $venv"
   fi
   stamp_file="$venv/.vaecnn-install"
-  # The stamp holds: pyproject hash, jax build, then the extras installed (one per line).
-  want="$(sha256sum pyproject.toml | cut -c1-16) jax=$jax_build"
+  # The stamp holds: pyproject and constraints hash, jax build, then the extras installed (one per line).
+  want="$(cat pyproject.toml constraints.txt | sha256sum | cut -c1-16) jax=$jax_build"
   if [[ -f "$stamp_file" && "$(head -n1 "$stamp_file")" == "$want" ]]; then
     local missing="" extra
     for extra in ${extras//,/ }; do
@@ -71,12 +71,13 @@ setup() {
   echo "launch.sh: installing vaecnn[$extras] (jax build: $jax_build) into $venv" >&2
   local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
-  "${pip[@]}" -e ".[$extras]"
+  # The exact versions of constraints.txt: the environment every figure of the README was measured in.
+  "${pip[@]}" -c constraints.txt -e ".[$extras]"
   local jax_version
   jax_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("jax"))')"
   case "$jax_build" in
-    cuda12|cuda13) "${pip[@]}" "jax[$jax_build]==$jax_version" ;;
-    tpu) "${pip[@]}" "jax[tpu]==$jax_version" ;;
+    cuda12|cuda13) "${pip[@]}" -c constraints.txt "jax[$jax_build]==$jax_version" ;;
+    tpu) "${pip[@]}" -c constraints.txt "jax[tpu]==$jax_version" ;;
   esac
   { echo "$want"; tr , '\n' <<<"$extras" | sort -u; } > "$stamp_file"
 }

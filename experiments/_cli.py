@@ -12,14 +12,14 @@ import pkgutil
 import sys
 import types
 import typing
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from absl import app, flags, logging
 
 import configs
 from vaecnn import config as vconfig
-from vaecnn import report
+from vaecnn import report, seeds
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -71,8 +71,8 @@ class _IntegerListParser(flags.ArgumentParser):
 
     syntactic_help = "a comma-separated list of integers"
 
-    def __init__(self, lower_bound: int | None):
-        self.lower_bound = lower_bound
+    def __init__(self, lower_bound: int | None, allow_empty: bool = False):
+        self.lower_bound, self.allow_empty = lower_bound, allow_empty
 
     def parse(self, argument) -> tuple[int, ...]:
         if isinstance(argument, (list, tuple)):
@@ -83,9 +83,9 @@ class _IntegerListParser(flags.ArgumentParser):
             numbers = tuple(int(value) for value in values)
         except ValueError:
             raise ValueError("expected comma-separated integers, e.g. 3,4,5") from None
-        if not numbers:
+        if not numbers and not self.allow_empty:
             raise ValueError("expected at least one integer")
-        if self.lower_bound is not None and min(numbers) < self.lower_bound:
+        if numbers and self.lower_bound is not None and min(numbers) < self.lower_bound:
             raise ValueError(f"every entry must be >= {self.lower_bound}")
         return numbers
 
@@ -94,9 +94,9 @@ class _IntegerListParser(flags.ArgumentParser):
 
 
 def define_integers(name: str, default: Sequence[int], help_text: str, lower_bound: int | None = 1,
-                    **where: Any) -> None:
+                    allow_empty: bool = False, **where: Any) -> None:
     """A flag holding a tuple of integers, written --name=3,4,5; checked when flags are parsed."""
-    flags.DEFINE(_IntegerListParser(lower_bound), name, ",".join(map(str, default)), help_text,
+    flags.DEFINE(_IntegerListParser(lower_bound, allow_empty), name, ",".join(map(str, default)), help_text,
                  serializer=flags.CsvListSerializer(","), **where)
 
 
@@ -187,10 +187,12 @@ def _define_setting(setting: vconfig.Setting, read_only_with: str | None) -> Non
         raise TypeError(f"config field {name}: no flag type for {kind}")
 
 
-def define_config(default_preset: str, *, read_only_with: str | None = None) -> Callable[..., Any]:
+def define_config(default_preset: str, *, read_only_with: str | None = None,
+                  complete: Callable[[Any], Any] = lambda config: config) -> Callable[..., Any]:
     """--config=<preset> (a module of configs/) and one flag per field of its config, of the field's
     own name, type, bounds and help; returns resolve(**fields), the chosen preset with the flags given
-    on the command line applied (then `fields`, which the experiment sets itself).
+    on the command line applied (then `fields`, which the experiment sets itself, then `complete`, the
+    recipe's own completion of a config, e.g. a size read from a file).
 
     Flags show the default preset's values as defaults; a flag left out keeps the chosen preset's
     value.
@@ -213,12 +215,44 @@ def define_config(default_preset: str, *, read_only_with: str | None = None) -> 
     settings = vconfig.settings(base)
     for setting in settings.values():
         _define_setting(setting, read_only_with)
+    flags.DEFINE_list("allow_changes", [], "Fields a rerun on a --workdir started with other values may change "
+                      "(e.g. epochs, to extend a run); any other change stops the run, naming the fields.",
+                      module_name=sys.argv[0])
+    flags.register_validator("allow_changes", lambda names: set(names) <= {*settings, "model"},
+                             f"must name config fields: {', '.join(sorted(settings))}")
+    define_integers("seeds", (), "Run the configuration once per seed, each in <workdir>/seed_<k> (resumable), and "
+                    "report every seed's figures and their mean ± std in <workdir>/results.json; e.g. 0,1,2,3,4.",
+                    lower_bound=0, allow_empty=True, module_name=sys.argv[0])
 
     def resolve(**fields: Any) -> Any:
+        """The config, checked against the one the workdir's run started with (vaecnn.config.check_resume)."""
         given = {name: FLAGS[name].value for name in settings if FLAGS[name].present}
-        return vconfig.override(_preset(FLAGS.config), {**given, **fields})
+        config = complete(vconfig.override(_preset(FLAGS.config), {**given, **fields}))
+        vconfig.check_resume(config, config.workdir, FLAGS.allow_changes)
+        return config
 
     return resolve
+
+
+def train(run_config: Callable[[Any], Mapping[str, Any]], config: Any) -> Mapping[str, Any] | None:
+    """run_config(config); or with --seeds, one run per seed (vaecnn.seeds), whose mean ± std this prints,
+    returning None."""
+    if not FLAGS.seeds:
+        return run_config(config)
+    results = seeds.run_over_seeds(run_config, config, FLAGS.seeds)
+    for name, mean in results["mean"].items():
+        if not any(part in name for part in ("seconds", "count", "num_", "epoch", "size")):
+            print(f"{name}: {mean:.4f} ± {results['std'][name]:.4f} over seeds {', '.join(map(str, FLAGS.seeds))}")
+    print(f"every seed's figures in {config.workdir}/results.json")
+    return None
+
+
+def define_mode(modes: Sequence[str]) -> None:
+    """--mode: what to do with --workdir. The first mode (train) trains or resumes from the flags; the
+    others work from what a trained workdir holds (its config.json), whatever the other flags say."""
+    flags.DEFINE_enum("mode", modes[0], modes, f"{modes[0]}: train (or resume) the configured run; "
+                      f"{', '.join(modes[1:])}: work from the trained --workdir, rebuilt from its config.json.",
+                      module_name=sys.argv[0])
 
 
 def given(name: str) -> bool:

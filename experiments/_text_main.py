@@ -3,6 +3,8 @@
 Training: python -m experiments.<name> --dataset=stsa.binary (or --train_file=... [--dev_file, --test_file]).
 Prediction: python -m experiments.<name> --workdir=<trained> --predict="a sentence" [--predict=...], or
 --predict=- for one sentence per line of stdin; prints "label<TAB>probability<TAB>sentence" per sentence.
+Evaluation: --mode=evaluate --workdir=<trained> gives the test accuracy again; --eval_file=<labelled file>
+gives its accuracy and writes a TSV of per-example predictions.
 """
 
 import sys
@@ -11,7 +13,8 @@ from collections.abc import Callable
 from absl import flags
 
 from experiments import _cli
-from vaecnn.recipes.text_classifier import TextClassifierConfig, predict, run
+from vaecnn.recipes.text_classifier import TextClassifierConfig, run, with_vector_size
+from vaecnn.recipes.text_predict import evaluate_file, evaluate_workdir, predict
 
 FLAGS = flags.FLAGS
 STDIN = "-"
@@ -21,7 +24,11 @@ def define(default_preset: str) -> Callable[[], TextClassifierConfig]:
     """--predict, --config and one flag per config field; returns the config resolver."""
     flags.DEFINE_multi_string("predict", [], f"Sentence(s) to classify with the model in --workdir, instead of "
                               f"training; {STDIN} reads one per line from stdin.", module_name=sys.argv[0])
-    resolve = _cli.define_config(default_preset, read_only_with="predict")
+    flags.DEFINE_string("eval_file", None, "A labelled file (GLUE TSV or 'label text' lines) to classify with the "
+                        "model in --workdir: prints its accuracy, writes workdir/predictions_<file>.tsv.",
+                        module_name=sys.argv[0])
+    _cli.define_mode(["train", "evaluate"])
+    resolve = _cli.define_config(default_preset, read_only_with="predict", complete=with_vector_size)
     # The presets name a data set, so that a bare run works; explicit files replace it unless it is given too.
     return lambda: resolve(**({"dataset": None} if _cli.given("train_file") and not _cli.given("dataset") else {}))
 
@@ -44,8 +51,18 @@ def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
         for sentence, (label, probability) in zip(sentences, predict(FLAGS.workdir, sentences)):
             print(f"{label}\t{probability:.4f}\t{sentence}")
         return
+    if FLAGS.eval_file:
+        result = evaluate_file(FLAGS.workdir, FLAGS.eval_file)
+        print(f"{FLAGS.eval_file}: accuracy {result['accuracy']:.4f} on {result['count']} examples; predictions "
+              f"in {result['predictions_file']}")
+        return
+    if FLAGS.mode == "evaluate":
+        print(f"test accuracy {evaluate_workdir(FLAGS.workdir)['test_accuracy']:.4f} of the model in {FLAGS.workdir}")
+        return
     config = resolve_config()
-    results = run(config)
+    results = _cli.train(run, config)
+    if results is None:  # --seeds: printed by _cli.train
+        return
     if "cv_accuracy_mean" in results:
         accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} "
                     f"± {results['cv_accuracy_std']:.4f}")

@@ -3,6 +3,7 @@ offline 8x8 digits), and answer the exercise's arithmetic.
 
     python -m experiments.cnn_mnist --data_dir=../shared/datasets --config=mnist_cnn_vs_dense
     python -m experiments.cnn_mnist --arith_only --workdir=runs/cnn_mnist    # trains nothing
+    python -m experiments.cnn_mnist --workdir=runs/cnn_mnist --mode=evaluate # the trained models' test accuracy
 
 Every run writes workdir/arithmetic.md (the notes' answers and the dense-vs-conv table); --model=both
 trains the two models in workdir/cnn and workdir/dense and writes workdir/comparison.md.
@@ -15,15 +16,21 @@ from absl import flags
 
 from experiments import _cli
 from vaecnn import report
-from vaecnn.recipes.image_classifier import arithmetic_report, run_experiment
+from vaecnn.recipes.image_classifier import arithmetic_report, evaluate_workdir, run_experiment
 
 FLAGS = flags.FLAGS
 resolve_config = _cli.define_config("cnn_mnist")
 flags.DEFINE_bool("arith_only", False, "Only print and write arithmetic.md (the notes' answers); train nothing.")
+_cli.define_mode(["train", "evaluate"])
 
 
 def main(argv):
     del argv
+    if FLAGS.mode == "evaluate":
+        for model, metrics in evaluate_workdir(FLAGS.workdir, FLAGS.data_dir).items():
+            print(f"{model}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) of the "
+                  f"checkpoint in {FLAGS.workdir}")
+        return
     text = arithmetic_report()
     report.make_workdir(FLAGS.workdir)
     with open(os.path.join(FLAGS.workdir, "arithmetic.md"), "w", encoding="utf-8") as f:
@@ -32,7 +39,10 @@ def main(argv):
         print(text)
         return
     config = resolve_config()
-    for results in run_experiment(config).values():
+    by_model = _cli.train(run_experiment, config)
+    if by_model is None:  # --seeds: printed by _cli.train
+        return
+    for results in by_model.values():
         print(f"{results['model']}: test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) "
               f"after {results['epochs']} epochs, {results['num_params']:,} parameters, "
               f"{results['train_seconds']:.0f} s of training")

@@ -14,7 +14,9 @@ resolve_config = _cli.define_config("gradient_estimators")
 
 def main(argv):
     del argv
-    print(run(resolve_config())["table"])
+    results = _cli.train(run, resolve_config())
+    if results is not None:
+        print(results["table"])
 
 
 if __name__ == "__main__":

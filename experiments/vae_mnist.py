@@ -2,24 +2,42 @@ r"""Train a VAE on MNIST (or Fashion-MNIST, or the offline 8x8 digits) and evalu
 
     python -m experiments.vae_mnist --data_dir=../shared/datasets --workdir=runs/vae_mnist
     python -m experiments.vae_mnist --config=vae_mnist_iw          # a README row's preset (configs/)
-    python -m experiments.vae_mnist --arch=conv --objective=iwae --num_samples=5 --eval_iw_samples=5000
+    python -m experiments.vae_mnist --workdir=runs/vae_mnist --mode=evaluate [--eval_iw_samples=5000]
+    python -m experiments.vae_mnist --workdir=runs/vae_mnist --mode=sample --num_images=100
 
 Every field of vaecnn.recipes.vae.VAEConfig is a flag; rerunning with the same --workdir resumes.
+--mode=evaluate and --mode=sample read the model from the workdir's config.json, not from the flags.
 """
+
+from absl import flags
 
 from experiments import _cli
 from vaecnn.recipes.vae import run
+from vaecnn.recipes.vae_workdir import evaluate_workdir, sample_workdir
 
+FLAGS = flags.FLAGS
 resolve_config = _cli.define_config("vae_mnist")
+_cli.define_mode(["train", "evaluate", "sample"])
+flags.DEFINE_integer("num_images", 64, "--mode=sample: decoded samples in the grid.", lower_bound=1)
 
 
 def main(argv):
     del argv
-    config = resolve_config()
-    results = run(config)
+    if FLAGS.mode == "train":
+        config = resolve_config()
+        results = _cli.train(run, config)
+        if results is None:  # --seeds: printed by _cli.train
+            return
+        where = f" after {results['epochs']} epochs; results in {config.workdir}/results.json"
+    elif FLAGS.mode == "evaluate":
+        results = evaluate_workdir(FLAGS.workdir, eval_iw_samples=FLAGS.eval_iw_samples,
+                                   iw_chunk_size=FLAGS.iw_chunk_size, data_dir=FLAGS.data_dir)
+        where = f" of the checkpoint in {FLAGS.workdir}"
+    else:
+        print(f"{FLAGS.num_images} samples in {sample_workdir(FLAGS.workdir, FLAGS.num_images, data_dir=FLAGS.data_dir)}")
+        return
     print(f"test negative ELBO {results['test_neg_elbo']:.2f} nats "
-          f"(recon {results['test_recon']:.2f} + KL {results['test_kl']:.2f}) after {results['epochs']} epochs; "
-          f"results in {config.workdir}/results.json")
+          f"(recon {results['test_recon']:.2f} + KL {results['test_kl']:.2f}){where}")
     if "test_nll_iw" in results:
         print(f"test -log p(x) ~ {results['test_nll_iw']:.2f} nats ({results['iw_samples']} importance samples)")
 

@@ -114,3 +114,22 @@ def test_a_preset_of_another_experiment_is_one_clear_line(tmp_path):
     assert completed.returncode == 1
     assert completed.stderr.strip().splitlines()[-1].startswith("error: flag --config=rnn_mr: preset rnn_mr "
                                                                 "configures another experiment than vae_mnist")
+
+
+def test_check_resume_names_each_changed_field_and_lets_allowed_ones_through(tmp_path):
+    workdir = str(tmp_path)
+    vconfig.check_resume(VAEConfig(), workdir)  # nothing saved: a fresh run
+    vconfig.save(VAEConfig(workdir=workdir), workdir)
+    # Paths and evaluation settings change nothing a checkpoint holds.
+    vconfig.check_resume(VAEConfig(workdir="elsewhere", eval_iw_samples=5000, steps_per_chunk=7), workdir)
+    with pytest.raises(ConfigError, match=r"\(--epochs 30 -> 40, --latent_dim 32 -> 2\): rerun with "
+                                          r"--allow_changes=epochs,latent_dim"):
+        vconfig.check_resume(VAEConfig(epochs=40, latent_dim=2), workdir)
+    vconfig.check_resume(VAEConfig(epochs=40), workdir, allowed=["epochs"])
+
+
+def test_check_resume_sees_another_model_kind(tmp_path):
+    workdir = str(tmp_path)
+    vconfig.save(make_config("rnn", dataset="mr"), workdir)
+    with pytest.raises(ConfigError, match=r"--model 'rnn' -> 'cnn'"):
+        vconfig.check_resume(make_config("cnn", dataset="mr"), workdir)

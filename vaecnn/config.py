@@ -34,12 +34,17 @@ _KIND = "kind"
 
 
 def option(default: Any, help: str, *, choices: Sequence[str] | None = None, lower_bound: float | None = None,
-           upper_bound: float | None = None, parse: Callable[[str], Any] | None = None) -> Any:
+           upper_bound: float | None = None, parse: Callable[[str], Any] | None = None,
+           resumable: bool = False) -> Any:
     """A config field with its command-line help, and what a flag checks when it is parsed:
-    `choices` (an enum), `lower_bound` / `upper_bound`, or `parse` (text -> value, ValueError when bad)."""
+    `choices` (an enum), `lower_bound` / `upper_bound`, or `parse` (text -> value, ValueError when bad).
+
+    resumable: the field changes nothing a checkpoint holds (a path, an evaluation setting), so a run
+    may resume with another value without asking (see check_resume).
+    """
     return dataclasses.field(default=default, metadata={
         "help": help, "choices": tuple(choices) if choices else None, "lower_bound": lower_bound,
-        "upper_bound": upper_bound, "parse": parse})
+        "upper_bound": upper_bound, "parse": parse, "resumable": resumable})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -128,6 +133,36 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
             value = tuple(value)
         values[field.name] = value
     return cls(**values)
+
+
+def changed_settings(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:
+    """name -> (old value, new value) of every setting that differs, nested ones by their own names (a
+    field only one side has, e.g. of another model, pairs with None)."""
+    if type(old) is not type(new):
+        raise TypeError(f"cannot compare a {type(old).__name__} with a {type(new).__name__}")
+    before, after = settings(old), settings(new)
+    changes = {name: (before[name].default if name in before else None,
+                      after[name].default if name in after else None) for name in {*before, *after}}
+    old_model, new_model = getattr(old, "model", None), getattr(new, "model", None)
+    if hasattr(old_model, "KIND") and type(old_model) is not type(new_model):
+        changes["model"] = (old_model.KIND, new_model.KIND)
+    return {name: values for name, values in sorted(changes.items()) if values[0] != values[1]}
+
+
+def check_resume(config: Any, workdir: str, allowed: Sequence[str] = ()) -> None:
+    """Stops with a ConfigError naming the changed fields when `workdir` holds a run started with another
+    config, except for resumable fields (paths, evaluation settings) and those in `allowed` (e.g.
+    "epochs", to extend a run). A workdir without config.json starts fresh."""
+    if not os.path.exists(os.path.join(workdir, CONFIG_FILE)):
+        return
+    current = settings(config)
+    changes = {name: values for name, values in changed_settings(load(type(config), workdir), config).items()
+               if name not in allowed and not (name in current and current[name].metadata.get("resumable"))}
+    if changes:
+        listed = ", ".join(f"--{name} {old!r} -> {new!r}" for name, (old, new) in changes.items())
+        raise ConfigError(f"{workdir} holds a run started with another config ({listed}): rerun with "
+                          f"--allow_changes={','.join(changes)} to continue it with the new values, or give a "
+                          "fresh --workdir")
 
 
 def save(config: Any, workdir: str, *, keep_existing: bool = False) -> str:

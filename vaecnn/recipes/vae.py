@@ -14,6 +14,7 @@ from typing import Any
 import jax
 import jax.numpy as jnp
 import numpy as np
+import optax
 from absl import logging
 
 from vaecnn import config as vconfig
@@ -22,6 +23,7 @@ from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import DATASETS, ImageSplit, binarize, binarize_once, load_image_dataset
 from vaecnn.errors import ConfigError
+from vaecnn.events import EventWriter, open_events
 from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
 from vaecnn import objectives
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
@@ -53,9 +55,10 @@ def parse_gaussian_logvar(text: str) -> float | None:
 class VAEConfig:
     """Everything a VAE run depends on. Defaults are the README's MNIST recipe (configs/vae_mnist.py)."""
     workdir: str = option("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results. Rerunning "
-                          "with the same folder resumes from its newest checkpoint.")
+                          "with the same folder resumes from its newest checkpoint.", resumable=True)
     dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).")
+    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
+                                  resumable=True)
     arch: str = option("mlp", "mlp, or conv: stride-2 convolutions around the dense layers.", choices=ARCHS)
     hidden_sizes: tuple[int, ...] = option((512, 256), "Encoder MLP sizes (decoder mirrors).")
     conv_features: tuple[int, ...] = option((32, 64), "--arch=conv: channels of the encoder's stride-2 "
@@ -76,12 +79,13 @@ class VAEConfig:
     warmup_epochs: float = option(1.0, "warmup_cosine: linear warm-up, in epochs (then cosine decay to 0).",
                                   lower_bound=0.0)
     seed: int = option(0, "Seed of every random draw.")
-    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1)
-    eval_iw_samples: int = option(0, "If > 0: importance samples for the test log p(x) estimate.", lower_bound=0)
+    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1, resumable=True)
+    eval_iw_samples: int = option(0, "If > 0: importance samples for the test log p(x) estimate.", lower_bound=0,
+                                  resumable=True)
     iw_chunk_size: int = option(500, "Importance samples decoded at once per test batch (memory ~ "
-                                "eval_batch_size x this).", lower_bound=1)
+                                "eval_batch_size x this).", lower_bound=1, resumable=True)
     steps_per_chunk: int = option(100, "Training steps per compiled program (more: fewer dispatches from "
-                                  "Python; progress is logged between programs).", lower_bound=1)
+                                  "Python; progress is logged between programs).", lower_bound=1, resumable=True)
 
     def __post_init__(self):
         for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
@@ -199,9 +203,10 @@ class _Pictures:
         latent_scatter.png   posterior means of test images, coloured by label
     """
 
-    def __init__(self, task: VAETask, test_split: ImageSplit, workdir: str, key: jax.Array):
+    def __init__(self, task: VAETask, test_split: ImageSplit, workdir: str, key: jax.Array,
+                 events: EventWriter | None = None):
         image_key, latent_key = jax.random.split(key)
-        self.task, self.workdir = task, workdir
+        self.task, self.workdir, self.events = task, workdir, events
         self.inputs = task.inputs(image_key, jnp.asarray(test_split.images[:NUM_PICTURE_IMAGES]))
         self.latent_dim = task.model.encoder.latent_dim
         self.latents = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, self.latent_dim))
@@ -216,27 +221,30 @@ class _Pictures:
     def __call__(self, epoch: int, params) -> None:
         originals = np.asarray(self.inputs)
         reconstructions = np.asarray(self._reconstruct(params, self.inputs))
-        report.save_image_grid(os.path.join(self.workdir, "reconstructions.png"),
-                               np.concatenate([originals, reconstructions]), columns=NUM_PICTURE_IMAGES)
-        samples = np.asarray(self._decode(params, self.latents))
-        report.save_image_grid(os.path.join(self.workdir, "samples.png"), samples, columns=8)
-        self._interpolation(params)
+        self._save("reconstructions", np.concatenate([originals, reconstructions]), NUM_PICTURE_IMAGES, epoch)
+        self._save("samples", np.asarray(self._decode(params, self.latents)), 8, epoch)
+        self._interpolation(epoch, params)
         if self.latent_dim == 2:
             self._latent_plane(epoch, params)
 
-    def _interpolation(self, params) -> None:
+    def _save(self, name: str, images: np.ndarray, columns: int, epoch: int) -> None:
+        """workdir/<name>.png, refreshed; and in TensorBoard, one picture per epoch to scrub through."""
+        grid = report.save_image_grid(os.path.join(self.workdir, f"{name}.png"), images, columns=columns)
+        if self.events is not None:
+            self.events.image(name, grid, epoch)
+
+    def _interpolation(self, epoch: int, params) -> None:
         ends_2PxHxWxC = self.inputs[:2 * NUM_INTERPOLATIONS]
         mean_2PxZ, _ = self._encode(params, ends_2PxHxWxC)
         z_PxTxZ = interpolation_latents(mean_2PxZ[0::2], mean_2PxZ[1::2], INTERPOLATION_STEPS)
         decoded_PxTxHxWxC = np.asarray(self._decode(params, z_PxTxZ))
         rows = np.concatenate([np.asarray(ends_2PxHxWxC[0::2])[:, None], decoded_PxTxHxWxC,
                                np.asarray(ends_2PxHxWxC[1::2])[:, None]], axis=1)
-        report.save_image_grid(os.path.join(self.workdir, "interpolation.png"),
-                               rows.reshape((-1,) + rows.shape[2:]), columns=INTERPOLATION_STEPS + 2)
+        self._save("interpolation", rows.reshape((-1,) + rows.shape[2:]), INTERPOLATION_STEPS + 2, epoch)
 
     def _latent_plane(self, epoch: int, params) -> None:
-        grid = np.asarray(self._decode(params, manifold_latents(MANIFOLD_SIZE)))
-        report.save_image_grid(os.path.join(self.workdir, "latent_manifold.png"), grid, columns=MANIFOLD_SIZE)
+        self._save("latent_manifold", np.asarray(self._decode(params, manifold_latents(MANIFOLD_SIZE))),
+                   MANIFOLD_SIZE, epoch)
 
         import matplotlib
         matplotlib.use("Agg")
@@ -296,6 +304,14 @@ def make_task(config: VAEConfig, image_shape: Sequence[int]) -> VAETask:
     return VAETask(model, config.num_samples, config.objective)
 
 
+def make_vae_optimizer(config: VAEConfig, steps_per_epoch: int) -> optax.GradientTransformation:
+    """Adam with the configured schedule over config.epochs epochs of `steps_per_epoch` steps."""
+    total_steps = config.epochs * steps_per_epoch
+    # Below the total, so a very short run (the digits demo, a test) still has a decay phase.
+    warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), max(total_steps - 1, 0))
+    return make_optimizer("adam", config.learning_rate, total_steps, config.lr_schedule, warmup_steps)
+
+
 def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | None = None) -> dict[str, Any]:
     """Trains (or resumes) the VAE and writes workdir/{metrics.jsonl, results.json, *.png, checkpoints}.
 
@@ -313,22 +329,23 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
                                      sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
 
     task = make_task(config, image_shape)
-    total_steps = config.epochs * train_data.num_batches
-    # Below the total, so a very short run (the digits demo, a test) still has a decay phase.
-    warmup_steps = min(round(config.warmup_epochs * train_data.num_batches), max(total_steps - 1, 0))
-    optimizer = make_optimizer("adam", config.learning_rate, total_steps, config.lr_schedule, warmup_steps)
+    optimizer = make_vae_optimizer(config, train_data.num_batches)
     report.make_workdir(config.workdir)
     vconfig.save(config, config.workdir, keep_existing=True)
+    events = open_events(config.workdir, config)
     pictures = _Pictures(task, splits["test"], config.workdir,
-                         jax.random.fold_in(jax.random.key(config.seed), 10_000))
+                         jax.random.fold_in(jax.random.key(config.seed), 10_000), events)
 
     def epoch_end(epoch: int, params) -> bool | None:
         pictures(epoch, params)
         return on_epoch_end(epoch, params) if on_epoch_end is not None else None
 
-    result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(),
-                       config.workdir, mesh=mesh, on_epoch_end=epoch_end)
-    pictures(result.selected_epoch, result.params)
+    try:
+        result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(),
+                           config.workdir, mesh=mesh, on_epoch_end=epoch_end, events=events)
+        pictures(result.selected_epoch, result.params)
+    finally:
+        events.close()
 
     final = result.history[-1]
     results = {

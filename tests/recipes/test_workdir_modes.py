@@ -1,0 +1,60 @@
+"""Working from a trained workdir: --mode=evaluate gives the run's own test figures, --mode=sample writes
+its samples, --eval_file classifies a file; all rebuilt from the workdir's config.json."""
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from vaecnn.recipes.text_predict import evaluate_file, evaluate_workdir as evaluate_text_workdir
+from vaecnn.recipes.vae_workdir import evaluate_workdir, sample_workdir
+
+from test_text_classifier import toy_files, trained  # noqa: F401 -- the shared trained text run
+
+ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
+
+
+def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", f"experiments.{module}", *args], cwd=ROOT, capture_output=True,
+                          text=True, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def vae_workdir(tmp_path_factory) -> str:
+    workdir = str(tmp_path_factory.mktemp("modes") / "vae")
+    completed = _cli("vae_mnist", "--dataset=digits", "--epochs=2", "--hidden_sizes=32", "--latent_dim=2",
+                     f"--workdir={workdir}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return workdir
+
+
+def test_vae_evaluate_reproduces_the_runs_test_figures(vae_workdir):
+    results = json.load(open(os.path.join(vae_workdir, "results.json")))
+    again = evaluate_workdir(vae_workdir)
+    for name in ("test_neg_elbo", "test_recon", "test_kl"):
+        assert again[name] == results[name], name  # same parameters, batches and key: the same numbers
+    completed = _cli("vae_mnist", f"--workdir={vae_workdir}", "--mode=evaluate", "--eval_iw_samples=20")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert f"test negative ELBO {results['test_neg_elbo']:.2f} nats" in completed.stdout
+    assert "test -log p(x) ~" in completed.stdout and "(20 importance samples)" in completed.stdout
+
+
+def test_vae_sample_writes_the_grid(vae_workdir):
+    completed = _cli("vae_mnist", f"--workdir={vae_workdir}", "--mode=sample", "--num_images=10")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert os.path.exists(os.path.join(vae_workdir, "samples_10.png"))
+    assert sample_workdir(vae_workdir, 10) == os.path.join(vae_workdir, "samples_10.png")
+
+
+def test_text_evaluate_and_eval_file_reproduce_the_test_accuracy(trained, toy_files):  # noqa: F811
+    workdir, results = trained
+    assert evaluate_text_workdir(workdir)["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
+    on_file = evaluate_file(workdir, toy_files["test_file"])
+    assert on_file["accuracy"] == pytest.approx(results["test_accuracy"]) and on_file["count"] == 100
+    lines = open(on_file["predictions_file"], encoding="utf-8").read().splitlines()
+    assert lines[0] == "label\tpredicted\tprobability\tsentence" and len(lines) == 101
+    completed = _cli("rnn_sentiment", f"--workdir={workdir}", f"--eval_file={toy_files['test_file']}")
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert f"accuracy {results['test_accuracy']:.4f} on 100 examples" in completed.stdout

@@ -1,0 +1,76 @@
+"""TensorBoard event files: read back with the event protocol buffer, independently of the writer."""
+
+import glob
+import json
+import os
+import struct
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+from tensorboardX.proto import event_pb2
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+
+
+def read_events(workdir: str) -> list:
+    """Every Event of every event file in `workdir` (TFRecord framing: length, crc, data, crc)."""
+    events = []
+    for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
+        data = open(path, "rb").read()
+        offset = 0
+        while offset < len(data):
+            (length,) = struct.unpack("<Q", data[offset:offset + 8])
+            events.append(event_pb2.Event.FromString(data[offset + 12:offset + 12 + length]))
+            offset += 12 + length + 4
+    return events
+
+
+@pytest.fixture(scope="module")
+def vae_run(tmp_path_factory) -> str:
+    workdir = str(tmp_path_factory.mktemp("events") / "vae")
+    completed = subprocess.run([sys.executable, "-m", "experiments.vae_mnist", "--dataset=digits", "--epochs=2",
+                                "--hidden_sizes=32", "--latent_dim=2", "--steps_per_chunk=2", f"--workdir={workdir}"],
+                               cwd=ROOT, capture_output=True, text=True, timeout=300)
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    return workdir
+
+
+def test_epoch_scalars_equal_metrics_jsonl(vae_run):
+    lines = [json.loads(line) for line in open(os.path.join(vae_run, "metrics.jsonl"))]
+    scalars = {(value.tag, event.step): value.simple_value for event in read_events(vae_run)
+               for value in event.summary.value if value.HasField("simple_value")}
+    for line in lines:
+        for name in ("test/neg_elbo", "test/kl", "train/neg_elbo", "epoch_seconds"):
+            assert scalars[name, line["epoch"]] == pytest.approx(line[name], rel=1e-6)  # stored as float32
+
+
+def test_training_scalars_every_chunk_average_to_the_epoch(vae_run):
+    lines = [json.loads(line) for line in open(os.path.join(vae_run, "metrics.jsonl"))]
+    steps = {}
+    for event in read_events(vae_run):
+        for value in event.summary.value:
+            if value.tag == "train_steps/neg_elbo":
+                steps[event.step] = value.simple_value
+    per_epoch = len(steps) // 2
+    assert len(steps) == 2 * per_epoch and per_epoch > 1  # several chunks of 2 steps per epoch
+    assert sorted(steps)[-1] == 2 * sorted(steps)[per_epoch - 1]  # global steps: epoch 2 ends at twice epoch 1
+    # Every step's batch is full: the epoch's mean is its chunks' means weighted by their steps.
+    ends = sorted(steps)[:per_epoch]
+    weights = np.diff([0] + ends)
+    assert np.average([steps[end] for end in ends], weights=weights) == pytest.approx(
+        lines[0]["train/neg_elbo"], rel=1e-5)
+
+
+def test_pictures_of_every_epoch_and_the_config(vae_run):
+    images, texts = {}, {}
+    for event in read_events(vae_run):
+        for value in event.summary.value:
+            if value.HasField("image"):
+                images.setdefault(value.tag, []).append(event.step)
+            elif value.metadata.plugin_data.plugin_name == "text":
+                texts[value.tag] = value.tensor.string_val[0].decode()
+    for name in ("reconstructions", "samples", "interpolation", "latent_manifold"):
+        assert sorted(set(images[name])) == [1, 2], (name, images.get(name))
+    assert any('"latent_dim": 2' in text for tag, text in texts.items() if tag.startswith("config"))

@@ -1,0 +1,114 @@
+"""Working from a trained text-classifier workdir: predictions, and accuracies on the test split or any file.
+
+    predict("runs/rnn_sst2", ["a gorgeous film"])             # [("positive", 0.97)]
+    evaluate_workdir("runs/rnn_sst2")                          # the run's test accuracy, again
+    evaluate_file("runs/rnn_sst2", "my_reviews.txt")           # accuracy + predictions_my_reviews.txt.tsv
+
+Everything is rebuilt from what the run left in its folder: config.json (the model), text_pipeline.json
+(vocabulary, classes, buckets), classifier.json (how the parameters were selected) and checkpoints/.
+Sentences are classified in batches of one shape (the longest sentence's), so one program is compiled
+however many sentences there are.
+"""
+
+import os
+from collections.abc import Sequence
+from typing import Any
+
+import jax
+import numpy as np
+from absl import logging
+
+from vaecnn import config as vconfig
+from vaecnn import report, sharding, train
+from vaecnn.classification import ClassifierTask
+from vaecnn.data.text import LoadReport, TextBatcher, TextPipeline
+from vaecnn.errors import ConfigError
+from vaecnn.recipes.text_classifier import (CLASSIFIER_FILE, INPUT_FIELDS, TextClassifierConfig, _pretrained_cnn,
+                                            _read_file, load_splits, make_text_optimizer)
+
+
+def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, str | None]:
+    """(config, text pipeline, select metric) of a trained workdir."""
+    path = os.path.join(workdir, CLASSIFIER_FILE)
+    if not os.path.exists(path):
+        hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
+                if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
+        raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
+    return (vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir),
+            report.read_json(path)["select_metric"])
+
+
+def _restored(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, ClassifierTask, Any]:
+    """(config, pipeline, task, selected parameters) of a trained workdir."""
+    config, pipeline, select_metric = load_classifier(workdir)
+    # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
+    vocab_size = len(pipeline.vocab)
+    placeholder_VxD = None if _pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
+                                                                            np.float32)
+    task = ClassifierTask(config.model.build(vocab_size, len(pipeline.class_names), placeholder_VxD), INPUT_FIELDS)
+    probe = next(pipeline.batcher(pipeline.unlabelled(["a"]), 1).eval_batches())
+    params = train.restore_params(workdir, task, make_text_optimizer(config, total_steps=1), probe, select_metric)
+    return config, pipeline, task, params
+
+
+def _probabilities(workdir: str, dataset_of: Any) -> tuple[TextClassifierConfig, TextPipeline, np.ndarray]:
+    """(config, pipeline, probabilities_NxC) of the sentences of `dataset_of(pipeline)`."""
+    config, pipeline, task, params = _restored(workdir)
+    encoded = pipeline.encode(dataset_of(pipeline))
+    if encoded.num_truncated or encoded.num_empty:
+        logging.warning("%d sentences were cut to max_len=%s tokens; %d had no token and read as <unk>",
+                        encoded.num_truncated, config.max_len, encoded.num_empty)
+    longest = int(encoded.lengths.max())
+    batcher = TextBatcher(encoded, min(config.eval_batch_size, len(encoded)), boundaries=(longest,),
+                          include_index=True)
+    predict_proba = jax.jit(task.predict_proba)
+    proba_NxC = np.zeros((len(encoded), len(pipeline.class_names)), np.float32)
+    for batch in batcher.eval_batches():
+        proba_BxC, index_B = np.asarray(predict_proba(params, batch)), batch["index"]
+        proba_NxC[index_B[index_B >= 0]] = proba_BxC[index_B >= 0]
+    return config, pipeline, proba_NxC
+
+
+def predict(workdir: str, sentences: Sequence[str]) -> list[tuple[str, float]]:
+    """(label name, its probability) for each sentence, from the selected parameters in `workdir`."""
+    if not sentences:
+        return []
+    _, pipeline, proba_NxC = _probabilities(workdir, lambda pipeline: pipeline.unlabelled(sentences))
+    labels = np.argmax(proba_NxC, axis=1)
+    return [(pipeline.class_names[label], float(proba_NxC[row, label])) for row, label in enumerate(labels)]
+
+
+def evaluate_file(workdir: str, path: str, output: str | None = None) -> dict[str, Any]:
+    """The accuracy of `workdir`'s classifier on a labelled file (GLUE TSV or Kim's "label text" lines,
+    in the run's classes), and a TSV of its predictions, one line per example:
+    label<TAB>predicted<TAB>probability<TAB>sentence, written to `output` (default:
+    workdir/predictions_<file name>.tsv)."""
+    class_names = TextPipeline.load(workdir).class_names
+    load_report = LoadReport()
+    dataset = _read_file(path, "eval", load_report, class_names)
+    _, pipeline, proba_NxC = _probabilities(workdir, lambda pipeline: dataset)
+    predicted = np.argmax(proba_NxC, axis=1)
+    output = output or os.path.join(workdir, f"predictions_{os.path.basename(path)}.tsv")
+    lines = ["label\tpredicted\tprobability\tsentence"] + [
+        f"{class_names[label]}\t{class_names[guess]}\t{proba_NxC[row, guess]:.4f}\t{text}"
+        for row, (label, guess, text) in enumerate(zip(dataset.labels, predicted, dataset.texts))]
+    with open(output, "w", encoding="utf-8") as f:
+        f.write("\n".join(lines) + "\n")
+    return {"accuracy": float(np.mean(predicted == dataset.labels)), "count": len(dataset),
+            "skipped": load_report.num_skipped(), "predictions_file": output}
+
+
+def evaluate_workdir(workdir: str) -> dict[str, Any]:
+    """The test accuracy of the run's selected parameters on its own test split, computed as the run
+    computed it (same batches, same key): it equals results.json's test_accuracy."""
+    config, pipeline, task, params = _restored(workdir)
+    data = load_splits(config)
+    if "test" not in data:
+        raise ConfigError(f"{workdir} was trained on data without a test split (a cross-validation fold: the "
+                          "fold's test examples are in no file); pass --eval_file=<labelled file> instead")
+    mesh = sharding.data_mesh()
+    eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
+    batcher = pipeline.batcher(pipeline.encode(data["test"]), eval_batch_size)
+    metrics = train.evaluate(train.make_eval_step(task, mesh), params, batcher, jax.random.key(config.seed),
+                             sharding.batch_sharded(mesh))
+    return {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"], "test_count": metrics["count"]}
