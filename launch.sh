@@ -5,6 +5,7 @@
 #   ./launch.sh vae_mnist --epochs=5          python -m experiments.vae_mnist --epochs=5
 #   ./launch.sh bench vae_throughput [flags]  python -m benchmarks.vae_throughput [flags]
 #   ./launch.sh accelerator_check [flags]     on a GPU/TPU: its jax build, the fast tests, 30 timed VAE epochs
+#   ./launch.sh multiprocess vae_mnist --num_processes=2 [flags]   N processes of one run on this machine
 #   ./launch.sh setup                         only create/refresh .venv
 #
 # Set-up is idempotent: .venv is created once and the project is reinstalled only when
@@ -94,6 +95,9 @@ case "$cmd" in
     setup "test"
     # xdist spreads the suite over the cores; -p no:cacheprovider keeps clean clones clean.
     run_python -m pytest -p no:cacheprovider -n "${VAECNN_TEST_WORKERS:-2}" "$@" ;;
+  multiprocess)
+    setup "test"
+    run_python -m experiments._multiprocess "$@" ;;
   bench)
     [[ $# -ge 1 ]] || die "usage: ./launch.sh bench <name> [flags]; names: $(ls benchmarks/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | tr '\n' ' ')"
     name="$1"; shift
@@ -107,7 +111,7 @@ case "$cmd" in
       tests/test_objectives.py tests/test_engine.py tests/test_train.py tests/models/test_vae.py
     run_python -m benchmarks.accelerator_check "$@" ;;
   help|-h|--help)
-    sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
     echo "experiments: $(ls experiments/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | tr '\n' ' ')" ;;
   *)
     [[ -f "experiments/$cmd.py" ]] || die "unknown command '$cmd'; try ./launch.sh help"

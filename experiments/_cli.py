@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 import configs
 from vaecnn import config as vconfig
-from vaecnn import report, seeds
+from vaecnn import distributed, report, seeds
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -59,6 +59,7 @@ def run(main: Callable[[list[str]], None]) -> None:
         logging.set_verbosity(logging.INFO)
         logging.get_absl_handler().addFilter(_own_info_or_warnings)
         try:
+            _start_processes()
             main(argv)
         except (UserError, flags.ValidationError) as error:
             _fail(str(error))
@@ -212,6 +213,7 @@ def define_config(default_preset: str, *, read_only_with: str | None = None,
         return True
 
     flags.register_validator("config", known_preset)
+    define_processes()
     settings = vconfig.settings(base)
     for setting in settings.values():
         _define_setting(setting, read_only_with)
@@ -245,6 +247,34 @@ def train(run_config: Callable[[Any], Mapping[str, Any]], config: Any) -> Mappin
             print(f"{name}: {mean:.4f} ± {results['std'][name]:.4f} over seeds {', '.join(map(str, FLAGS.seeds))}")
     print(f"every seed's figures in {config.workdir}/results.json")
     return None
+
+
+def define_processes() -> None:
+    """--coordinator_address, --num_processes, --process_id: one process of a multi-process run
+    (vaecnn.distributed); left out, the environment decides (Cloud TPU, SLURM, Open MPI) or one process runs."""
+    where = {"module_name": sys.argv[0]}
+    flags.DEFINE_string("coordinator_address", None, "host:port of process 0's coordinator, for a run over several "
+                        "processes (./launch.sh multiprocess starts them on this machine).", **where)
+    flags.DEFINE_integer("num_processes", None, "Processes of the run (with --coordinator_address).", lower_bound=1,
+                         **where)
+    flags.DEFINE_integer("process_id", None, "This process's index, 0 .. --num_processes - 1.", lower_bound=0, **where)
+    flags.DEFINE_bool("distributed", False, "Join a multi-process run that jax.distributed detects by itself "
+                      "(a TPU pod slice: the same command on every host); SLURM (srun) and Open MPI (mpirun) "
+                      "launches are detected without it.", **where)
+    flags.DEFINE_integer("distributed_timeout", 60, "Seconds to wait for the coordinator, or for a peer that "
+                         "stopped answering, before every process stops.", lower_bound=1, **where)
+
+
+def _start_processes() -> None:
+    """jax.distributed before any other JAX call, when the flags or the environment ask for it; then only
+    process 0 logs progress and prints."""
+    if "coordinator_address" not in FLAGS:
+        return
+    if distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
+                              FLAGS.distributed_timeout, detect=FLAGS.distributed) \
+            and not distributed.is_writer():
+        logging.set_verbosity(logging.WARNING)
+        sys.stdout = open(os.devnull, "w")
 
 
 def define_mode(modes: Sequence[str]) -> None:

@@ -127,7 +127,7 @@ CASES = [
      ["--dataset=digits", "--epochs=3", "--hidden_sizes=16", "--latent_dim=2", "--allow_changes=epochs,hidden_sizes",
       "--workdir={inputs}/vae_trained"], {}, r"belongs to another model .* other model flags"),
     ("vae-allow-changes-of-no-field", "experiments.vae_mnist", ["--allow_changes=epoch", "--workdir={tmp}/w"], {},
-     r"--allow_changes=epoch: must name config fields"),
+     r"--allow_changes=\['epoch'\]: must name config fields"),
     ("vae-hidden-sizes-not-integers", "experiments.vae_mnist", ["--hidden_sizes=512,x", "--workdir={tmp}/w"], {},
      r"--hidden_sizes=512,x: expected comma-separated integers"),
     ("vae-gaussian-logvar-not-a-number", "experiments.vae_mnist", ["--gaussian_logvar=big", "--workdir={tmp}/w"], {},

@@ -29,6 +29,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
+from vaecnn import distributed, report
 from vaecnn.errors import CheckpointError
 
 DIGEST = "digest"
@@ -79,7 +80,9 @@ class Checkpointer:
         self._manager.save(epoch, args=ocp.args.Composite(
             tree=ocp.args.StandardSave(tree), record=ocp.args.JsonSave(record)))
         self._manager.wait_until_finished()
-        self._write_file_digests(epoch)
+        if report.is_writer():  # one process digests the files every process wrote with orbax
+            self._write_file_digests(epoch)
+        distributed.barrier(f"checkpoint digests {epoch}")
 
     def _step_dir(self, epoch: int) -> str:
         return os.path.join(self.directory, str(epoch))
@@ -189,12 +192,17 @@ class Checkpointer:
     def _set_aside(self, epochs: list[int]) -> None:
         if not epochs:
             return
+        if not report.is_writer():  # process 0 moves them; the others wait for it, then reload
+            distributed.barrier("damaged checkpoints set aside")
+            self._manager.reload()
+            return
         aside = f"{self.directory}_damaged"
         os.makedirs(aside, exist_ok=True)
         for epoch in epochs:
             target = os.path.join(aside, f"{epoch}-{time.strftime('%Y%m%d-%H%M%S')}")
             shutil.move(os.path.join(self.directory, str(epoch)), target)
             logging.warning("moved the damaged checkpoint of epoch %d to %s", epoch, target)
+        distributed.barrier("damaged checkpoints set aside")
         self._manager.reload()
 
     def wait(self) -> None:

@@ -47,7 +47,17 @@ def make_workdir(path: str) -> None:
             from error
 
 
+def is_writer() -> bool:
+    """Whether this process writes a run's files: process 0 of a multi-process run (vaecnn.distributed),
+    always in one process. The others compute the same numbers and write nothing."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def _atomic_write(path: str, data: bytes) -> None:
+    if not is_writer():
+        return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
     with open(temporary, "wb") as f:
@@ -96,6 +106,8 @@ class MetricsLog:
         return kept
 
     def append(self, line: Mapping[str, Any]) -> None:
+        if not is_writer():
+            return
         with open(self.path, "a") as f:
             f.write(json.dumps(_jsonable(line)) + "\n")
 
@@ -128,6 +140,8 @@ def save_image_grid(path: str, images_NxHxW: np.ndarray, columns: int, scale: in
     """Saves image_grid(...) as a PNG, enlarged `scale` times (nearest neighbour) for viewing, and returns
     the grid at its own size."""
     grid = image_grid(images_NxHxW, columns)
+    if not is_writer():
+        return grid
     picture = Image.fromarray(grid)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
     temporary = f"{path}.tmp-{os.getpid()}.png"
@@ -161,10 +175,11 @@ def save_figure(path: str, figure) -> None:
     """Saves a matplotlib figure as a PNG atomically (written beside, then renamed) and closes it."""
     import matplotlib.pyplot as plt
 
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    figure.savefig(temporary)
+    if is_writer():
+        temporary = f"{path}.tmp-{os.getpid()}.png"
+        figure.savefig(temporary)
+        os.replace(temporary, path)
     plt.close(figure)
-    os.replace(temporary, path)
 
 
 def hardware() -> dict[str, Any]:

@@ -1,4 +1,4 @@
-"""Device mesh and placement: data parallelism over every local device.
+"""Device mesh and placement: data parallelism over every device, of every process (vaecnn.distributed).
 
 Parameters and optimizer state are replicated; batches are split along their leading axis over
 the mesh's 'data' axis. On one CPU this is a no-op; on 8 TPU cores or several GPUs the same
@@ -15,8 +15,8 @@ DATA_AXIS = "data"
 
 
 def data_mesh(devices: list[jax.Device] | None = None) -> Mesh:
-    """A 1-D mesh over `devices` (default: all local devices) with the axis 'data'."""
-    devices = jax.local_devices() if devices is None else devices
+    """A 1-D mesh over `devices` (default: every device of every process) with the axis 'data'."""
+    devices = jax.devices() if devices is None else devices
     return Mesh(np.asarray(devices), (DATA_AXIS,))
 
 

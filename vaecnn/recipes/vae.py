@@ -219,6 +219,9 @@ class _Pictures:
             self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
 
     def __call__(self, epoch: int, params) -> None:
+        if not report.is_writer():  # process 0 draws them (from a host copy of the replicated parameters)
+            return
+        params = jax.device_get(params)
         originals = np.asarray(self.inputs)
         reconstructions = np.asarray(self._reconstruct(params, self.inputs))
         self._save("reconstructions", np.concatenate([originals, reconstructions]), NUM_PICTURE_IMAGES, epoch)

@@ -12,6 +12,7 @@ from typing import Any
 
 import numpy as np
 
+from vaecnn import report
 from vaecnn.data.text.records import MissingTextFileError, TextDataError
 
 logger = logging.getLogger(__name__)
@@ -177,6 +178,9 @@ class Vocabulary:
 
 
 def write_json_file(path: PathLike, payload: Any) -> None:
+    """Writes `payload` as UTF-8 JSON (by process 0 only in a multi-process run: report.is_writer)."""
+    if not report.is_writer():
+        return
     with open(path, "w", encoding="utf-8") as f:
         json.dump(payload, f, ensure_ascii=False)
 
