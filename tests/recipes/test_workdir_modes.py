@@ -58,3 +58,21 @@ def test_text_evaluate_and_eval_file_reproduce_the_test_accuracy(trained, toy_fi
     completed = _cli("rnn_sentiment", f"--workdir={workdir}", f"--eval_file={toy_files['test_file']}")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert f"accuracy {results['test_accuracy']:.4f} on 100 examples" in completed.stdout
+
+
+def test_predict_batches_every_sentence_in_one_shape(trained, monkeypatch):  # noqa: F811
+    """One (B, T) shape for sentences of any lengths: the jitted classifier compiles once."""
+    workdir, _ = trained
+    from vaecnn.recipes import text_predict
+    shapes = []
+
+    class Recording(text_predict.TextBatcher):
+        def eval_batches(self):
+            for batch in super().eval_batches():
+                shapes.append(batch["tokens"].shape)
+                yield batch
+
+    monkeypatch.setattr(text_predict, "TextBatcher", Recording)
+    sentences = ["fun", "a dull story", "the plot was superb and the actors were great and moving"] * 3
+    assert len(text_predict.predict(workdir, sentences)) == len(sentences)
+    assert len(set(shapes)) == 1 and len(shapes) >= 1, shapes

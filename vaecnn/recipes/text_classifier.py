@@ -264,7 +264,7 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
 
 def run(config: TextClassifierConfig) -> dict[str, Any]:
     """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
-    checkpoints, vocab.json, classifier.json) and returns the results."""
+    checkpoints, config.json, text_pipeline.json, classifier.json, TensorBoard events) and returns the results."""
     start = time.perf_counter()
     config = with_vector_size(config)
     report.make_workdir(config.workdir)
