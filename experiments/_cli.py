@@ -274,7 +274,8 @@ def _start_processes() -> None:
                               FLAGS.distributed_timeout, detect=FLAGS.distributed) \
             and not distributed.is_writer():
         logging.set_verbosity(logging.WARNING)
-        sys.stdout = open(os.devnull, "w")
+        sys.stdout.flush()
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the runtime's own prints (gloo) too
 
 
 def define_mode(modes: Sequence[str]) -> None:
