@@ -272,7 +272,7 @@ def _start_processes() -> None:
         return
     if distributed.initialize(FLAGS.coordinator_address, FLAGS.num_processes, FLAGS.process_id,
                               FLAGS.distributed_timeout, detect=FLAGS.distributed) \
-            and not distributed.is_writer():
+            and not report.is_writer():
         logging.set_verbosity(logging.WARNING)
         sys.stdout.flush()
         os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())  # the runtime's own prints (gloo) too

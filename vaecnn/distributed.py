@@ -8,7 +8,7 @@ global batch inside the compiled chunk (vaecnn.engine), the order of the global 
 same keys whatever the number of processes, and metrics come back replicated, summed over all devices.
 
 Only process 0 writes the files of a run (metrics.jsonl, results.json, pictures, events, config) and
-logs its progress (`is_writer`); orbax checkpoints are saved and restored by every process together.
+logs its progress (`vaecnn.report.is_writer`); orbax checkpoints are saved and restored by every process together.
 
     initialize(coordinator_address="10.0.0.1:8476", num_processes=4, process_id=rank)   # explicit
     initialize()   # on Cloud TPU, under SLURM or Open MPI: what jax.distributed detects by itself
@@ -88,12 +88,6 @@ def _wait_for_coordinator(address: str, process_id: int, timeout_seconds: int) -
                                 "<experiment> --num_processes=N starts them all on this machine) and check "
                                 "--coordinator_address") from None
             time.sleep(0.5)
-
-
-def is_writer() -> bool:
-    """Whether this process writes the run's files and logs: process 0 (the only one without
-    jax.distributed)."""
-    return jax.process_index() == 0
 
 
 def barrier(name: str) -> None:

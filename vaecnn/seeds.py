@@ -26,7 +26,7 @@ def _numbers(results: Mapping[str, Any], prefix: str = "") -> dict[str, float]:
     for name, value in results.items():
         if isinstance(value, Mapping) and name not in ("config", "hardware"):
             found.update(_numbers(value, f"{prefix}{name}/"))
-        elif isinstance(value, (int, float)) and not isinstance(value, bool) and value is not None:
+        elif isinstance(value, (int, float)) and not isinstance(value, bool):
             found[prefix + name] = float(value)
     return found
 

@@ -18,15 +18,28 @@ import os
 import struct
 import zlib
 
+from typing import Any
+
 import jax
 import jax.numpy as jnp
 import numpy as np
 
+from vaecnn.config import option
 from vaecnn.data import tfds_source
 from vaecnn.errors import DataError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
 DATASETS = IDX_DATASETS + ("digits",)
+
+
+def dataset_option() -> Any:
+    """The `dataset` field of every image experiment's config."""
+    return option("mnist", "Image dataset.", choices=DATASETS)
+
+
+def data_dir_option() -> Any:
+    """The `data_dir` field of every image experiment's config (a path: a run may resume with another)."""
+    return option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).", resumable=True)
 
 _IDX_FILES = {
     "train": ("train-images-idx3-ubyte", "train-labels-idx1-ubyte"),

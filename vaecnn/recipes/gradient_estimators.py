@@ -26,7 +26,7 @@ from absl import logging
 from vaecnn import config as vconfig
 from vaecnn import report
 from vaecnn.config import option
-from vaecnn.data.images import DATASETS
+from vaecnn.data.images import data_dir_option, dataset_option
 from vaecnn.errors import ConfigError
 from vaecnn.estimators import gradient_moments, reparameterization_gradient, score_function_gradient
 from vaecnn.models.vae import VAE
@@ -48,9 +48,8 @@ class GradientEstimatorsConfig:
     """The measurement, and the VAE it is measured on."""
     workdir: str = option("runs/gradient_estimators", "Output folder (the VAE run goes to <workdir>/vae).",
                           resumable=True)
-    dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
-                                  resumable=True)
+    dataset: str = dataset_option()
+    data_dir: str | None = data_dir_option()
     hidden_sizes: tuple[int, ...] = option((512, 256), "Encoder MLP sizes (decoder mirrors).")
     latent_dim: int = option(32, "Latent dimensions.", lower_bound=1)
     epochs: int = option(10, "VAE training epochs.", lower_bound=1)

@@ -22,7 +22,7 @@ from vaecnn import config as vconfig
 from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
-from vaecnn.data.images import DATASETS, ImageSplit, load_image_dataset
+from vaecnn.data.images import DATASETS, ImageSplit, data_dir_option, dataset_option, load_image_dataset
 from vaecnn.errors import ConfigError
 from vaecnn.events import open_events
 from vaecnn.models.image_cnn import DenseNet, SmallCNN
@@ -38,9 +38,8 @@ class ImageClassifierConfig:
     """Everything an image-classifier run depends on. Defaults are the README's MNIST recipe."""
     workdir: str = option("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results; rerunning resumes.",
                           resumable=True)
-    dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
-                                  resumable=True)
+    dataset: str = dataset_option()
+    data_dir: str | None = data_dir_option()
     model: str = option("cnn", "Which classifier; both: each in workdir/<model>, and workdir/comparison.md.",
                         choices=(*MODELS, BOTH))
     cnn_features: tuple[int, ...] = option((32, 64), "CNN: channels of the 3x3 convs.")

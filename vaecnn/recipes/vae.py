@@ -21,7 +21,8 @@ from vaecnn import config as vconfig
 from vaecnn import arith, report, sharding, train
 from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
-from vaecnn.data.images import DATASETS, ImageSplit, binarize, binarize_once, load_image_dataset
+from vaecnn.data.images import (ImageSplit, binarize, binarize_once, data_dir_option, dataset_option,
+                                 load_image_dataset)
 from vaecnn.errors import ConfigError
 from vaecnn.events import EventWriter, open_events
 from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
@@ -56,9 +57,8 @@ class VAEConfig:
     """Everything a VAE run depends on. Defaults are the README's MNIST recipe (configs/vae_mnist.py)."""
     workdir: str = option("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results. Rerunning "
                           "with the same folder resumes from its newest checkpoint.", resumable=True)
-    dataset: str = option("mnist", "Image dataset.", choices=DATASETS)
-    data_dir: str | None = option(None, "Folder with <dataset>/ IDX files (default: $VAECNN_DATA_DIR, then TFDS).",
-                                  resumable=True)
+    dataset: str = dataset_option()
+    data_dir: str | None = data_dir_option()
     arch: str = option("mlp", "mlp, or conv: stride-2 convolutions around the dense layers.", choices=ARCHS)
     hidden_sizes: tuple[int, ...] = option((512, 256), "Encoder MLP sizes (decoder mirrors).")
     conv_features: tuple[int, ...] = option((32, 64), "--arch=conv: channels of the encoder's stride-2 "
