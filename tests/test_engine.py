@@ -26,21 +26,22 @@ def run_epochs(data, steps_per_chunk: int, epochs: int = 1, task=None, seed: int
     for epoch in range(1, epochs + 1):
         epoch_key = jax.random.fold_in(jax.random.key(seed), epoch)
         sums = chunks.zero_sums(state)
+        orders = chunks.epoch_orders(epoch_key)
         for group, first_step, steps in chunks.epoch_chunks(epoch_key):
-            state, sums = chunks.run_chunk(state, sums, epoch_key, group, first_step, steps)
+            state, sums = chunks.run_chunk(state, sums, orders, group, first_step, steps)
         history.append(train.means(sums))
     return state, history, chunks
 
 
 @pytest.mark.parametrize("steps_per_chunk", [3, 4, 100],
-                         ids=["3 (3 chunks, 2 steps masked)", "4 (2 chunks, 1 step masked)", "whole epoch"])
+                         ids=["3 (chunks of 3, 3, 1)", "4 (chunks of 4, 3)", "whole epoch"])
 def test_chunked_training_equals_one_step_at_a_time(steps_per_chunk):
     data = ArrayBatcher(toy_data(7 * 32 + 5, 0), 32)          # 7 steps per epoch, a remainder of 5 dropped
     one_step, one_step_history, _ = run_epochs(data, 1, epochs=2)
     chunked, chunked_history, chunks = run_epochs(data, steps_per_chunk, epochs=2)
     assert chunks.steps_per_epoch == 7
     chex.assert_trees_all_close(chunked.params, one_step.params, rtol=1e-5, atol=1e-6)
-    assert int(chunked.step) == int(one_step.step) == 14     # masked steps do not count
+    assert int(chunked.step) == int(one_step.step) == 14     # a short last chunk runs only its own steps
     for a, b in zip(chunked_history, one_step_history):
         assert a["count"] == b["count"] == 7 * 32
         np.testing.assert_allclose(a["loss"], b["loss"], rtol=1e-5)
@@ -109,14 +110,36 @@ def test_no_recompilation_after_the_first_chunk():
             return counted_loss(self, params, batch, key)
 
     data = ArrayBatcher(toy_data(7 * 32, 0), 32)
-    run_epochs(data, 3, epochs=3, task=Counted(TinyMLP(), ("x",)))  # 3 epochs x 3 chunks (one masked)
+    _, _, chunks = run_epochs(data, 3, epochs=3, task=Counted(TinyMLP(), ("x",)))  # chunks of 3, 3 and 1
+    assert [n for _, _, n in chunks.epoch_chunks(jax.random.key(0))] == [3, 3, 1]
+    assert chunks._programs[0]._cache_size() == 1  # one executable serves every chunk length
 
 
-def test_chunk_size_prefers_an_exact_division():
-    assert engine.chunk_size(468, 100) == 78      # 6 x 78, no masked step
-    assert engine.chunk_size(7, 4) == 4           # 7 is prime: 2 chunks of 4, one step masked
-    assert engine.chunk_size(97, 100) == 97       # one chunk
-    assert engine.chunk_size(101, 100) == 51      # 101 is prime: 2 balanced chunks, one step masked
-    for steps, most in [(468, 100), (7, 3), (173, 20), (1, 1)]:
-        size = engine.chunk_size(steps, most)
-        assert 1 <= size <= most
+def test_chunks_cover_every_step_once_within_the_limit():
+    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    chunks = engine.ChunkedEpochs(_text_task(), optax.adam(0.05), data, sharding.data_mesh(), 2)
+    dispatched = chunks.epoch_chunks(jax.random.key(1))
+    assert all(1 <= n <= 2 for _, _, n in dispatched)
+    for group in range(3):
+        firsts = [(first, n) for g, first, n in dispatched if g == group]
+        covered = sorted(first + i for first, n in firsts for i in range(n))
+        assert covered == list(range(chunks.steps[group]))
+
+
+def test_a_chunk_equals_its_steps_run_one_by_one_through_the_jitted_step():
+    """The loop benchmark's premise: a chunk trains on exactly step_inputs(...) with the jitted step."""
+    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    task, optimizer, mesh = _text_task(), optax.adam(0.05), sharding.data_mesh()
+    chunks = engine.ChunkedEpochs(task, optimizer, data, mesh, 100)
+    start = train.init_state(task, optimizer, chunks.first_batch(), jax.random.key(0), mesh)
+    epoch_key = jax.random.key(5)
+    step = engine.make_train_step(task, optimizer, mesh)
+    one_by_one = jax.tree.map(jnp.copy, start)
+    chunked, sums = jax.tree.map(jnp.copy, start), chunks.zero_sums(start)
+    orders = chunks.epoch_orders(epoch_key)
+    for group, first, n in chunks.epoch_chunks(epoch_key)[:3]:
+        chunked, sums = chunks.run_chunk(chunked, sums, orders, group, first, n)
+        for index in range(first, first + n):
+            one_by_one, _ = step(one_by_one, *chunks.step_inputs(orders, group, index))
+    chex.assert_trees_all_close(chunked.params, one_by_one.params, rtol=1e-5, atol=1e-6)
+    assert int(chunked.step) == int(one_by_one.step) > 0

@@ -2,7 +2,7 @@
 
 Per-step dispatch from Python (a gather, a key, a step, one add per metric) costs little beside a
 10 ms CPU step but dominates a sub-millisecond accelerator step. So the data of an epoch lives on the
-device, and one jitted program runs a *chunk* of K steps with `lax.scan`:
+device, and one jitted program runs a *chunk* of K steps in a loop (`lax.fori_loop`, K an argument):
 
     (state, sums, data, epoch_key, chunk) -> (state, sums)        state and sums donated
 
@@ -20,6 +20,12 @@ for s < S_g, the group's steps per epoch. With S_g = n_g // B this drops a fresh
 buckets: every example trains at least once per epoch). The step's key is fold_in(fold_in(step_key,
 g), s): a pure function of (seed, epoch, group, step), so a run resumed at an epoch boundary draws the
 same numbers, and the chunk size changes nothing but the dispatching.
+
+A step inside a loop is not the same program as the step alone on XLA:CPU: convolutions there run
+through Eigen only if they are already in its canonical layout (see vaecnn.models.conv, which every model
+uses), and a host loop of jitted steps would pay an allocation of fresh output buffers per step that
+the loop's in-place carry avoids. benchmarks/loop_throughput.py times each experiment's loop against
+its step.
 """
 
 import functools
@@ -117,15 +123,11 @@ def step_rows(perm_N: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
     return perm_N[(step * batch_size + jnp.arange(batch_size)) % perm_N.shape[0]]
 
 
-def chunk_size(block_steps: int, most: int) -> int:
-    """Steps per chunk for blocks of `block_steps` steps, at most `most`: an exact division of the block
-    with at most twice the fewest chunks if there is one (no step masked), else balanced chunks.
-
-    E.g. 468 steps (MNIST, batch 128), at most 100: 6 chunks of 78, rather than 5 of 94 and 2 masked.
-    """
-    fewest = math.ceil(block_steps / most)
-    exact = next((count for count in range(fewest, 2 * fewest + 1) if block_steps % count == 0), None)
-    return block_steps // exact if exact else math.ceil(block_steps / fewest)
+def group_order(epoch_key: jax.Array, group_index: jax.Array, num_rows: int) -> tuple[jax.Array, jax.Array]:
+    """(perm_N, group_key) of one group in one epoch: its shuffle, and the key its steps fold their index into."""
+    shuffle_key, step_key = jax.random.split(epoch_key)
+    return (jax.random.permutation(jax.random.fold_in(shuffle_key, group_index), num_rows),
+            jax.random.fold_in(step_key, group_index))
 
 
 class ChunkedEpochs:
@@ -134,9 +136,9 @@ class ChunkedEpochs:
     The order of an epoch's steps does not depend on the chunk size: the epoch is a sequence of
     *blocks* of consecutive steps of one group (one block per group for a single group; for several,
     each group is cut into MIN_BLOCKS_PER_GROUP blocks, interleaved at random from the epoch key, so
-    lengths mix within an epoch as a shuffle would). Each block is dispatched as chunks of K_g steps;
-    a chunk that runs past its block skips its last steps with lax.cond. One program is compiled per
-    group shape, none per chunk.
+    lengths mix within an epoch as a shuffle would). Each block is dispatched as chunks of at most
+    `steps_per_chunk` steps. A chunk's step count is an argument of its program, not a shape: one
+    program is compiled per group, none per chunk length.
     """
 
     def __init__(self, task: Task, optimizer: optax.GradientTransformation, data: TrainingData,
@@ -150,41 +152,33 @@ class ChunkedEpochs:
         self.steps_per_epoch = sum(self.steps)
         blocks_per_group = 1 if len(self.groups) == 1 else MIN_BLOCKS_PER_GROUP
         self.block_steps = [math.ceil(s / blocks_per_group) for s in self.steps]
-        self.chunk_steps = [chunk_size(block, steps_per_chunk) for block in self.block_steps]
-        self._masked = [any(length % k for length in self._block_lengths(g)) for g, k in enumerate(self.chunk_steps)]
-        # A jitted step nested in the scan: its one trace serves both the scan body and the metric
+        self.steps_per_chunk = steps_per_chunk
+        # A jitted step nested in the loop: its one trace serves both the loop body and the metric
         # shapes of zero_sums (jax caches the trace of a jitted function by its argument types).
         self._step = step = jax.jit(train_step_fn(task, optimizer))
         batch_sharding = sharding.batch_sharded(mesh)
         self._replicated = replicated
         self._sum_shapes = None
 
-        def chunk(state, sums, group, epoch_key, group_index, first_step, num_valid, *, num_steps, masked):
-            shuffle_key, step_key = jax.random.split(epoch_key)
-            perm_N = jax.random.permutation(jax.random.fold_in(shuffle_key, group_index),
-                                            jax.tree.leaves(group)[0].shape[0])
-            group_key = jax.random.fold_in(step_key, group_index)
+        def chunk(state, sums, group, perm_N, group_key, first_step, num_steps):
+            def one_step(offset, carry):
+                state, sums = carry
+                index = first_step + offset
+                batch = gather_batch(group, step_rows(perm_N, index, self.batch_size))
+                batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
+                state, metrics = step(state, batch, jax.random.fold_in(group_key, index))
+                return state, jax.tree.map(jnp.add, sums, metrics)
 
-            def one_step(carry, offset):
-                def run(carry):
-                    state, sums = carry
-                    index = first_step + offset
-                    batch = gather_batch(group, step_rows(perm_N, index, self.batch_size))
-                    batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-                    state, metrics = step(state, batch, jax.random.fold_in(group_key, index))
-                    return state, jax.tree.map(jnp.add, sums, metrics)
-
-                if not masked:
-                    return run(carry), None
-                return jax.lax.cond(offset < num_valid, run, lambda carry: carry, carry), None
-
-            return jax.lax.scan(one_step, (state, sums), jnp.arange(num_steps))[0]
+            # A loop of num_steps, a traced count: one program per group serves every chunk length.
+            return jax.lax.fori_loop(0, num_steps, one_step, (state, sums))
 
         self._programs = [
-            jax.jit(functools.partial(chunk, num_steps=k, masked=masked),
-                    in_shardings=(replicated, replicated, replicated, replicated, None, None, None),
+            jax.jit(chunk, in_shardings=(replicated, replicated, replicated, replicated, replicated, None, None),
                     out_shardings=(replicated, replicated), donate_argnums=(0, 1))
-            for k, masked in zip(self.chunk_steps, self._masked)]
+            for _ in self.groups]
+        # Once per epoch and group, not per chunk: the shuffle is a sort of the whole group.
+        self._orders = [jax.jit(functools.partial(group_order, num_rows=jax.tree.leaves(g)[0].shape[0]),
+                                out_shardings=replicated) for g in self.groups]
 
     def _block_lengths(self, group: int) -> list[int]:
         block, total = self.block_steps[group], self.steps[group]
@@ -194,13 +188,13 @@ class ChunkedEpochs:
         """Zeros shaped like one step's metrics (the running sums' starting point)."""
         if self._sum_shapes is None:
             batch = self.batch_shape(0)
-            # With the types the scan body sees, shardings included (the trace cache tells traces apart by
-            # them): state and batch on the mesh (a sharding constraint does not enter the type), the
-            # step's key, folded inside the program, on none.
+            # With the types the loop body sees, shardings included (the trace cache tells traces apart by
+            # them): state, batch and the step's key (folded from the replicated group key) on the mesh; a
+            # sharding constraint does not enter the type.
             like = lambda tree, where: jax.tree.map(lambda x: jax.ShapeDtypeStruct(x.shape, x.dtype, sharding=where),
                                                     tree)
             abstract = (like(state, self._replicated), like(batch, self._replicated),
-                        jax.ShapeDtypeStruct((), jax.random.key(0).dtype))
+                        jax.ShapeDtypeStruct((), jax.random.key(0).dtype, sharding=self._replicated))
             self._sum_shapes = jax.eval_shape(self._step, *abstract)[1]
         return jax.device_put(jax.tree.map(lambda s: np.zeros(s.shape, s.dtype), self._sum_shapes), self._replicated)
 
@@ -216,19 +210,32 @@ class ChunkedEpochs:
             words = np.asarray(jax.random.key_data(jax.random.fold_in(epoch_key, 2**20)), np.uint32).ravel()
             rng = np.random.default_rng([int(w) for w in words])
             blocks = [blocks[i] for i in rng.permutation(len(blocks))]
-        return [(g, first, min(self.chunk_steps[g], start + length - first))
-                for g, start, length in blocks for first in range(start, start + length, self.chunk_steps[g])]
+        return [(g, first, min(self.steps_per_chunk, start + length - first))
+                for g, start, length in blocks for first in range(start, start + length, self.steps_per_chunk)]
 
-    def run_chunk(self, state: TrainState, sums: Metrics, epoch_key: jax.Array, group: int, first_step: int,
-                  num_steps: int):
+    def epoch_orders(self, epoch_key: jax.Array) -> list[tuple[jax.Array, jax.Array]]:
+        """(perm_N, group_key) of every group in the epoch of `epoch_key` (group_order), dispatched
+        asynchronously; every chunk of the epoch takes them."""
+        return [order(epoch_key, np.int32(group)) for group, order in enumerate(self._orders)]
+
+    def run_chunk(self, state: TrainState, sums: Metrics, orders: list[tuple[jax.Array, jax.Array]], group: int,
+                  first_step: int, num_steps: int):
         """Dispatches one chunk (asynchronously); returns the new (state, sums)."""
-        return self._programs[group](state, sums, self.groups[group], epoch_key, np.int32(group),
-                                     np.int32(first_step), np.int32(num_steps))
+        return self._programs[group](state, sums, self.groups[group], *orders[group], np.int32(first_step),
+                                     np.int32(num_steps))
+
+    def step_inputs(self, orders: list[tuple[jax.Array, jax.Array]], group: int,
+                    step: int) -> tuple[dict[str, jax.Array], jax.Array]:
+        """The (batch, key) that step `step` of `group` trains on in the epoch of `orders`, as the chunk
+        program derives them: for running the same steps one at a time (tests, the loop benchmark)."""
+        perm_N, group_key = orders[group]
+        return (gather_batch(self.groups[group], step_rows(perm_N, step, self.batch_size)),
+                jax.random.fold_in(group_key, step))
 
     def lower_chunk(self, state: TrainState, sums: Metrics, epoch_key: jax.Array, group: int):
         """The compiled-to-be chunk program of `group`, for its memory accounting (fills the cache)."""
-        return self._programs[group].lower(state, sums, self.groups[group], epoch_key, np.int32(group),
-                                           np.int32(0), np.int32(self.chunk_steps[group]))
+        return self._programs[group].lower(state, sums, self.groups[group], *self.epoch_orders(epoch_key)[group],
+                                           np.int32(0), np.int32(self.steps_per_chunk))
 
     def batch_shape(self, group: int) -> dict[str, jax.ShapeDtypeStruct]:
         """The shapes of one batch of `group` (for messages)."""

@@ -81,6 +81,10 @@ def write_json(path: str, obj: Mapping[str, Any]) -> None:
     _atomic_write(path, (json.dumps(_jsonable(obj), indent=2, sort_keys=True) + "\n").encode())
 
 
+def write_text(path: str, text: str) -> None:
+    _atomic_write(path, text.encode())
+
+
 def read_json(path: str) -> dict[str, Any]:
     with open(path) as f:
         return json.load(f)

@@ -327,8 +327,9 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
             epoch_start = time.perf_counter()
             sums, steps_in_epoch, chunk_sums = chunks.zero_sums(state), 0, []
             # Chunks are dispatched asynchronously; the host reads the metric sums once, below.
+            orders = chunks.epoch_orders(epoch_key)
             for group, first_step, steps in chunks.epoch_chunks(epoch_key):
-                state, sums = chunks.run_chunk(state, sums, epoch_key, group, first_step, steps)
+                state, sums = chunks.run_chunk(state, sums, orders, group, first_step, steps)
                 steps_in_epoch += steps
                 if events is not None:  # a copy (the next chunk donates `sums`), read with them below: no wait
                     chunk_sums.append((steps_in_epoch, jax.tree.map(jnp.copy, sums)))

@@ -21,6 +21,8 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
+from vaecnn.models.conv import Conv
+
 
 def to_unit_interval(image_BxHxWx1: jax.Array) -> jax.Array:
     """float32 pixels in [0, 1]: integer images are divided by 255, float images taken as they are.
@@ -84,7 +86,7 @@ class SmallCNN(nn.Module):
     def __call__(self, image_BxHxWx1: jax.Array, deterministic: bool = True) -> jax.Array:
         x = to_unit_interval(image_BxHxWx1)
         for size in self.features:
-            x = nn.relu(nn.Conv(size, (3, 3), padding="SAME")(x))
+            x = nn.relu(Conv(size, (3, 3), padding="SAME")(x))
             x = max_pool_2x2(x)
         x_BxF = x.reshape(x.shape[0], -1)
         x_BxF = nn.Dropout(self.dropout_rate, deterministic=deterministic)(x_BxF)

@@ -84,6 +84,7 @@ import numpy as np
 import optax
 
 from vaecnn.config import option
+from vaecnn.models.conv import Conv
 from vaecnn.errors import ConfigError
 from vaecnn.optim import max_norm_constraint
 
@@ -247,9 +248,7 @@ class TextCNN(nn.Module):
             if self.embedding_mode in ("static", "multichannel"):
                 self.embedding_static = self.param(EMBEDDING_STATIC, init, (V, D))
         self.convs = [
-            nn.Conv(
-                features=int(c), kernel_size=(int(k),), padding="VALID", kernel_init=KERNEL_INIT
-            )
+            Conv(int(c), (int(k),), padding="VALID", kernel_init=KERNEL_INIT)
             for k, c in zip(self.widths, self.channels)
         ]
         self.dense = nn.Dense(self.num_classes, kernel_init=KERNEL_INIT)

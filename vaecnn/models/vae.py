@@ -18,6 +18,7 @@ import jax
 
 from vaecnn import objectives
 from vaecnn.likelihoods import bernoulli_log_prob, gaussian_log_prob
+from vaecnn.models.conv import Conv, ConvTranspose
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
@@ -66,7 +67,7 @@ class ConvEncoder(nn.Module):
     def __call__(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
         h_BxHxWxF = x_BxHxWxC
         for size in self.features:
-            h_BxHxWxF = nn.relu(nn.Conv(size, (3, 3), strides=(2, 2), padding="SAME")(h_BxHxWxF))
+            h_BxHxWxF = nn.relu(Conv(size, (3, 3), strides=(2, 2), padding="SAME")(h_BxHxWxF))
         return MLPEncoder(self.hidden_sizes, self.latent_dim)(h_BxHxWxF)
 
 
@@ -92,9 +93,10 @@ class ConvDecoder(nn.Module):
         seed_shape = (height // stride, width // stride, self.features[-1])
         # Convolutions take one batch axis: fold the leading axes (samples x batch) into it.
         h_MxHxWxF = nn.relu(MLPDecoder(self.hidden_sizes, seed_shape)(z_NxZ)).reshape((-1,) + seed_shape)
-        for size in tuple(reversed(self.features[:-1])):
-            h_MxHxWxF = nn.relu(nn.ConvTranspose(size, (3, 3), strides=(2, 2), padding="SAME")(h_MxHxWxF))
-        out = nn.ConvTranspose(channels, (3, 3), strides=(2, 2), padding="SAME", name="pixels")(h_MxHxWxF)
+        # Named as the nn.ConvTranspose layers these compute, so parameter trees and checkpoints keep their names.
+        for index, size in enumerate(reversed(self.features[:-1])):
+            h_MxHxWxF = nn.relu(ConvTranspose(size, (3, 3), (2, 2), name=f"ConvTranspose_{index}")(h_MxHxWxF))
+        out = ConvTranspose(channels, (3, 3), (2, 2), name="pixels")(h_MxHxWxF)
         return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
 
 

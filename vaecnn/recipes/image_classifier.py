@@ -100,7 +100,7 @@ def run_experiment(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
 
 
 @dataclasses.dataclass(frozen=True)
-class _Setup:
+class Setup:
     """What training and re-evaluation of one classifier share: data, model, task, optimizer."""
     train_split: ImageSplit
     test_split: ImageSplit
@@ -112,7 +112,7 @@ class _Setup:
     optimizer: Any
 
 
-def _setup(config: ImageClassifierConfig, mesh: jax.sharding.Mesh) -> _Setup:
+def setup(config: ImageClassifierConfig, mesh: jax.sharding.Mesh) -> Setup:
     splits = load_image_dataset(config.dataset, config.data_dir)
     train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
     # Both splits: a training subset may lack a class.
@@ -126,7 +126,7 @@ def _setup(config: ImageClassifierConfig, mesh: jax.sharding.Mesh) -> _Setup:
     model = make_model(config, num_classes)
     optimizer = make_optimizer(config.optimizer, config.learning_rate, config.epochs * train_data.num_batches,
                                config.lr_schedule)
-    return _Setup(train_split, test_split, num_classes, train_data, test_data, model,
+    return Setup(train_split, test_split, num_classes, train_data, test_data, model,
                   ClassifierTask(model, ("image",)), optimizer)
 
 
@@ -139,10 +139,10 @@ def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict[str, dic
     if config.model == BOTH:
         return {name: evaluate_workdir(os.path.join(workdir, name), data_dir)[name] for name in MODELS}
     mesh = sharding.data_mesh()
-    setup = _setup(config, mesh)
-    params = train.restore_params(workdir, setup.task, setup.optimizer, next(setup.test_data.eval_batches()),
+    built = setup(config, mesh)
+    params = train.restore_params(workdir, built.task, built.optimizer, next(built.test_data.eval_batches()),
                                   select_metric=None)
-    metrics = train.evaluate(train.make_eval_step(setup.task, mesh), params, setup.test_data,
+    metrics = train.evaluate(train.make_eval_step(built.task, mesh), params, built.test_data,
                              train.eval_key(config.seed), sharding.batch_sharded(mesh))
     return {config.model: {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}}
 
@@ -152,9 +152,9 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
     model_summary.txt, loss_curve.png, accuracy_curve.png, checkpoints}."""
     mesh = sharding.data_mesh()
     sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
-    setup = _setup(config, mesh)
-    train_split, test_split, num_classes = setup.train_split, setup.test_split, setup.num_classes
-    train_data, test_data, model, task = setup.train_data, setup.test_data, setup.model, setup.task
+    built = setup(config, mesh)
+    train_split, test_split, num_classes = built.train_split, built.test_split, built.num_classes
+    train_data, test_data, model, task = built.train_data, built.test_data, built.model, built.task
     image_shape = train_split.images.shape[1:]
 
     # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
@@ -168,7 +168,7 @@ def run(config: ImageClassifierConfig) -> dict[str, Any]:
 
     events = open_events(config.workdir, config)
     try:
-        result = train.fit(task, setup.optimizer, train_data, {"test": test_data}, config.train_config(),
+        result = train.fit(task, built.optimizer, train_data, {"test": test_data}, config.train_config(),
                            config.workdir, mesh=mesh, events=events)
     finally:
         events.close()

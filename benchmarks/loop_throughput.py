@@ -1,0 +1,175 @@
+r"""Every experiment's real training loop against its jitted step, on the same batches of its real data.
+
+    ./launch.sh bench loop_throughput --data_dir=../shared/datasets
+    (writes benchmarks/results/loop_throughput.{json,md})
+
+For each preset the data, model, task and optimizer are built exactly as its experiment builds them (the
+VAE on MNIST; the Elman RNN and the Kim CNN on MR's fold 0 and on SST-2; the small CNN and the dense net
+on MNIST). Then, on one epoch's plan (vaecnn.engine.ChunkedEpochs.epoch_chunks: the steps' order, their
+batches and keys), two sides train `--steps` steps each:
+
+  loop   the engine's compiled chunks, as vaecnn.train.fit dispatches them;
+  step   vaecnn.engine.make_train_step called once per step on the same (batch, key) pairs
+         (ChunkedEpochs.step_inputs), the batches gathered on the device beforehand.
+
+Both sides first run the whole plan once untimed (every group's program compiled), then alternate
+`--repeats` timed blocks; the medians give examples/s and the ratio loop / step. No PyTorch here.
+"""
+
+import dataclasses
+import os
+import statistics
+import time
+from collections.abc import Callable
+from typing import Any
+
+import jax
+import numpy as np
+from absl import flags
+
+from configs import kim_cnn_mr, kim_cnn_sst2, mnist_cnn_vs_dense, rnn_mr, rnn_sst2, vae_mnist
+from experiments import _cli
+from vaecnn import engine, report, sharding, train
+from vaecnn.classification import ClassifierTask
+from vaecnn.data.batching import ArrayBatcher
+from vaecnn.data.text import TextDataset, stratified_kfold
+from vaecnn.recipes import image_classifier, text_classifier, vae
+
+FLAGS = flags.FLAGS
+PRESETS = ("vae_mnist", "rnn_mr", "rnn_sst2", "kim_cnn_mr", "kim_cnn_sst2", "mnist_cnn", "mnist_dense")
+# Steps per timed block: about 2-10 s of training each on a 2-core CPU.
+STEPS = {"vae_mnist": 200, "rnn_mr": 100, "rnn_sst2": 60, "kim_cnn_mr": 100, "kim_cnn_sst2": 100,
+         "mnist_cnn": 30, "mnist_dense": 200}
+_cli.define_output("benchmarks/results/loop_throughput.json", "Where the JSON goes (a Markdown table beside it).")
+flags.DEFINE_list("presets", list(PRESETS), f"Which presets: any of {', '.join(PRESETS)}.")
+flags.DEFINE_string("data_dir", os.environ.get("VAECNN_DATA_DIR"), "Folder holding mnist/, mr/ and sst2/.")
+flags.DEFINE_float("steps_scale", 1.0, "Multiplies each preset's steps per timed block.", lower_bound=0.01)
+flags.DEFINE_integer("repeats", 3, "Timed blocks per side.", lower_bound=1)
+flags.register_validator("presets", lambda names: set(names) <= set(PRESETS),
+                         f"--presets takes names among {', '.join(PRESETS)}")
+
+Setup = tuple[engine.Task, Any, engine.TrainingData]
+
+
+def _vae(mesh) -> Setup:
+    config = dataclasses.replace(vae_mnist.get_config(), data_dir=FLAGS.data_dir)
+    splits = vae.load_splits(config)
+    data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.batch_size, mesh)
+    return (vae.make_task(config, splits["train"].images.shape[1:]), vae.make_vae_optimizer(config, data.num_batches),
+            data)
+
+
+def _text(preset) -> Callable[[Any], Setup]:
+    def setup(mesh) -> Setup:
+        config = dataclasses.replace(preset.get_config(), data_dir=FLAGS.data_dir)
+        splits = text_classifier.load_splits(config)
+        if "test" in splits:
+            train_set = splits["train"]
+        else:  # cross-validation: fold 0's training examples less its dev share, as the experiment trains
+            every = list(splits.splits.values())
+            pooled = TextDataset([t for split in every for t in split.texts],
+                                 np.concatenate([split.labels for split in every]), splits.class_names)
+            train_set = pooled.subset(stratified_kfold(pooled.labels, config.cv_folds, config.seed)[0][0])
+            keep = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.seed)[0][0]
+            train_set = train_set.subset(keep)
+        pipeline = text_classifier.fit_pipeline(config, train_set)
+        data = pipeline.batchers({"train": train_set}, config.batch_size, config.eval_batch_size)["train"]
+        model = config.model.build(len(pipeline.vocab), train_set.num_classes,
+                                   text_classifier.pretrained_matrix(config, pipeline.vocab))
+        return (ClassifierTask(model, text_classifier.INPUT_FIELDS),
+                text_classifier.make_text_optimizer(config, config.epochs * data.num_batches), data)
+
+    return setup
+
+
+def _image(model: str) -> Callable[[Any], Setup]:
+    def setup(mesh) -> Setup:
+        config = dataclasses.replace(mnist_cnn_vs_dense.get_config(), model=model, data_dir=FLAGS.data_dir)
+        built = image_classifier.setup(config, mesh)
+        return built.task, built.optimizer, built.train_data
+
+    return setup
+
+
+SETUPS = {"vae_mnist": _vae, "rnn_mr": _text(rnn_mr), "rnn_sst2": _text(rnn_sst2), "kim_cnn_mr": _text(kim_cnn_mr),
+          "kim_cnn_sst2": _text(kim_cnn_sst2), "mnist_cnn": _image("cnn"), "mnist_dense": _image("dense")}
+
+
+def measure(name: str, steps: int, repeats: int) -> dict[str, Any]:
+    mesh = sharding.data_mesh()
+    task, optimizer, data = SETUPS[name](mesh)
+    chunks = engine.ChunkedEpochs(task, optimizer, data, mesh, train.TrainConfig.steps_per_chunk)
+    key = jax.random.key(0)
+    epoch_key = jax.random.fold_in(key, 1)
+    plan, total = [], 0  # the epoch's first `steps` steps, as chunks
+    for group, first, count in chunks.epoch_chunks(epoch_key):
+        count = min(count, steps - total)
+        if count <= 0:
+            break
+        plan.append((group, first, count))
+        total += count
+    orders = chunks.epoch_orders(epoch_key)
+    inputs = [chunks.step_inputs(orders, group, index) for group, first, count in plan
+              for index in range(first, first + count)]
+    step = engine.make_train_step(task, optimizer, mesh)
+    batch_sharding = sharding.batch_sharded(mesh)
+    inputs = [(jax.device_put(batch, batch_sharding), step_key) for batch, step_key in inputs]
+    states = {side: train.init_state(task, optimizer, chunks.first_batch(), key, mesh) for side in ("loop", "step")}
+    sums = chunks.zero_sums(states["loop"])
+
+    def loop_side():
+        nonlocal sums
+        for group, first, count in plan:
+            states["loop"], sums = chunks.run_chunk(states["loop"], sums, orders, group, first, count)
+        jax.block_until_ready((states["loop"], sums))
+
+    def step_side():
+        for batch, step_key in inputs:
+            states["step"], metrics = step(states["step"], batch, step_key)
+        jax.block_until_ready((states["step"], metrics))
+
+    sides = {"loop": loop_side, "step": step_side}
+    for run in sides.values():  # untimed: compiles every group's program
+        run()
+    seconds = {side: [] for side in sides}
+    for _ in range(repeats):
+        for side, run in sides.items():
+            start = time.perf_counter()
+            run()
+            seconds[side].append(time.perf_counter() - start)
+    rates = {side: total * data.batch_size / statistics.median(values) for side, values in seconds.items()}
+    return {"steps_per_block": total, "batch_size": data.batch_size, "groups": len(chunks.groups),
+            "loop_examples_per_second": rates["loop"], "step_examples_per_second": rates["step"],
+            "ratio_loop_over_step": rates["loop"] / rates["step"], "seconds": seconds}
+
+
+def _table(results: dict[str, Any]) -> str:
+    lines = ["| preset | groups | steps per block | loop examples/s | step examples/s | loop / step |",
+             "|---|---:|---:|---:|---:|---:|"]
+    for name, row in results["presets"].items():
+        lines.append(f"| `{name}` | {row['groups']} | {row['steps_per_block']} | {row['loop_examples_per_second']:,.0f} "
+                     f"| {row['step_examples_per_second']:,.0f} | **{row['ratio_loop_over_step']:.2f}** |")
+    return "\n".join(lines) + "\n"
+
+
+def main(argv):
+    del argv
+    load_before = os.getloadavg()[0]
+    results = {"benchmark": "each experiment's training loop (engine chunks) against its jitted step, same batches",
+               "presets": {}}
+    for name in FLAGS.presets:
+        row = measure(name, max(1, round(STEPS[name] * FLAGS.steps_scale)), FLAGS.repeats)
+        results["presets"][name] = row
+        print(f"{name}: loop {row['loop_examples_per_second']:.0f} examples/s, step "
+              f"{row['step_examples_per_second']:.0f}, loop / step {row['ratio_loop_over_step']:.2f}", flush=True)
+    results.update(timing={"repeats": FLAGS.repeats, "statistic": "median over blocks, sides alternating",
+                           "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
+                   versions={"jax": jax.__version__}, hardware=report.hardware())
+    report.write_json(FLAGS.output, results)
+    table_path = FLAGS.output.removesuffix(".json") + ".md"
+    report.write_text(table_path, _table(results))
+    print(f"written to {FLAGS.output} and {table_path}")
+
+
+if __name__ == "__main__":
+    _cli.run(main)
