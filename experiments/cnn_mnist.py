@@ -32,14 +32,18 @@ def main(argv):
                   f"checkpoint in {FLAGS.workdir}")
         return
     text = arithmetic_report()
-    report.make_workdir(FLAGS.workdir)
-    with open(os.path.join(FLAGS.workdir, "arithmetic.md"), "w", encoding="utf-8") as f:
-        f.write(text)
     if FLAGS.arith_only:
+        report.make_workdir(FLAGS.workdir)
+        report.write_text(os.path.join(FLAGS.workdir, "arithmetic.md"), text)
         print(text)
         return
+
+    def train_and_answer(config):  # inside the run's hold on its workdir
+        report.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
+        return run_experiment(config)
+
     config = resolve_config()
-    by_model = _cli.train(run_experiment, config)
+    by_model = _cli.train(train_and_answer, config)
     if by_model is None:  # --seeds: printed by _cli.train
         return
     for results in by_model.values():

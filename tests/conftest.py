@@ -4,7 +4,7 @@ import os
 
 import pytest
 
-from vaecnn.data.tfds_source import DATA_DIR_ENV
+from vaecnn.data import DATA_DIR_ENV
 
 
 @pytest.fixture

@@ -109,6 +109,7 @@ def test_another_model_is_a_checkpoint_error_not_damage(tmp_path):
     checkpointer.close()
 
 
+@pytest.mark.slow
 def test_training_resumes_from_the_intact_checkpoint_and_matches_an_uninterrupted_run(tmp_path):
     """The issue's case: damage the newest checkpoint's array data, rerun. The run reports it, resumes
     from the epoch before, and ends bit-identical to a run never interrupted."""

@@ -98,6 +98,7 @@ def _run(*args: str) -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", *args], cwd=ROOT, capture_output=True, text=True, timeout=300)
 
 
+@pytest.mark.slow
 def test_command_line_starts_from_the_preset_and_flags_override_it(tmp_path):
     workdir = tmp_path / "w"
     completed = _run("experiments.vae_mnist", "--config=vae_mnist_latent2", "--dataset=digits", "--epochs=1",
@@ -109,6 +110,7 @@ def test_command_line_starts_from_the_preset_and_flags_override_it(tmp_path):
     assert json.load(open(workdir / "results.json"))["config"] == vconfig.to_dict(saved)
 
 
+@pytest.mark.slow
 def test_a_preset_of_another_experiment_is_one_clear_line(tmp_path):
     completed = _run("experiments.vae_mnist", "--config=rnn_mr", f"--workdir={tmp_path}")
     assert completed.returncode == 1

@@ -15,6 +15,8 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import SingleDeviceSharding
 
+pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAE = ["vae_mnist", "--dataset=digits", "--hidden_sizes=32", "--latent_dim=2", "--steps_per_chunk=2"]
 TIMINGS = ("seconds", "per_second", "hardware", "config", "wall", "compile")
@@ -85,7 +87,6 @@ def _assert_same_run(workdir_a: str, workdir_b: str) -> None:
         np.testing.assert_allclose(leaf_a, leaf_b, rtol=1e-5, atol=1e-6)
 
 
-@pytest.mark.slow
 def test_vae_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
     out, _ = _finish(_processes([*VAE, "--epochs=2"], str(tmp_path / "two")))
     completed = _single([*VAE, "--epochs=2"], str(tmp_path / "one"))
@@ -95,7 +96,6 @@ def test_vae_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
     assert json.load(open(tmp_path / "two" / "results.json"))["hardware"]["device_count"] == 4
 
 
-@pytest.mark.slow
 def test_text_classifier_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
     files = {split: _toy_file(tmp_path / f"toy.{split}", count, seed)
              for split, count, seed in (("train", 200, 0), ("dev", 60, 1), ("test", 60, 2))}
@@ -109,7 +109,6 @@ def test_text_classifier_two_processes_of_two_devices_equal_one_process_of_four(
     assert two["test_accuracy"] == pytest.approx(one["test_accuracy"])
 
 
-@pytest.mark.slow
 def test_killing_every_process_then_rerunning_gives_the_uninterrupted_result(tmp_path):
     args = [*VAE, "--epochs=4"]
     _finish(_processes(args, str(tmp_path / "whole")))
@@ -137,7 +136,6 @@ def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):
         "error: process 1 could not reach the coordinator at 127.0.0.1:9 within 2 s")
 
 
-@pytest.mark.slow
 def test_a_dead_peer_stops_every_process_with_one_line(tmp_path):
     launcher = _processes([*VAE, "--epochs=200"], str(tmp_path / "w"), devices=1)
     deadline = time.monotonic() + 240

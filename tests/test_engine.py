@@ -10,7 +10,7 @@ import pytest
 from vaecnn import engine, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
-from vaecnn.data.text import EncodedDataset, TextBatcher
+from vaecnn.data.text import EncodedDataset, TextBatcher, bucket_boundaries
 
 from test_train import TinyMLP, toy_data
 
@@ -33,6 +33,7 @@ def run_epochs(data, steps_per_chunk: int, epochs: int = 1, task=None, seed: int
     return state, history, chunks
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("steps_per_chunk", [3, 4, 100],
                          ids=["3 (chunks of 3, 3, 1)", "4 (chunks of 4, 3)", "whole epoch"])
 def test_chunked_training_equals_one_step_at_a_time(steps_per_chunk):
@@ -55,6 +56,10 @@ def _toy_text(num: int, seed: int) -> EncodedDataset:
     return EncodedDataset(token_ids, lengths.astype(np.int32), labels, ("negative", "positive"))
 
 
+def _toy_batcher() -> TextBatcher:
+    """Three length buckets of 300 toy sentences, batch 16."""
+    data = _toy_text(300, 0)
+    return TextBatcher(data, 16, boundaries=bucket_boundaries(data.lengths, 3))
 
 
 def _text_task():
@@ -70,8 +75,9 @@ def _text_task():
     return ClassifierTask(Mean(), ("tokens", "length"))
 
 
+@pytest.mark.slow
 def test_length_buckets_chunked_equals_one_step_and_every_example_trains():
-    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    data = _toy_batcher()
     one_step, one_history, chunks = run_epochs(data, 1, task=_text_task())
     chunked, chunked_history, _ = run_epochs(data, 100, task=_text_task())
     assert len(chunks.groups) == 3
@@ -81,8 +87,9 @@ def test_length_buckets_chunked_equals_one_step_and_every_example_trains():
     assert chunked_history[0]["count"] == one_history[0]["count"] == data.num_batches * 16
 
 
+@pytest.mark.slow
 def test_epoch_order_interleaves_buckets_and_depends_only_on_the_key():
-    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    data = _toy_batcher()
     _, _, coarse = run_epochs(data, 100, task=_text_task())
     _, _, fine = run_epochs(data, 1, task=_text_task())
     key = jax.random.key(3)
@@ -116,7 +123,7 @@ def test_no_recompilation_after_the_first_chunk():
 
 
 def test_chunks_cover_every_step_once_within_the_limit():
-    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    data = _toy_batcher()
     chunks = engine.ChunkedEpochs(_text_task(), optax.adam(0.05), data, sharding.data_mesh(), 2)
     dispatched = chunks.epoch_chunks(jax.random.key(1))
     assert all(1 <= n <= 2 for _, _, n in dispatched)
@@ -126,9 +133,10 @@ def test_chunks_cover_every_step_once_within_the_limit():
         assert covered == list(range(chunks.steps[group]))
 
 
+@pytest.mark.slow
 def test_a_chunk_equals_its_steps_run_one_by_one_through_the_jitted_step():
     """The loop benchmark's premise: a chunk trains on exactly step_inputs(...) with the jitted step."""
-    data = TextBatcher(_toy_text(300, 0), 16, num_buckets=3)
+    data = _toy_batcher()
     task, optimizer, mesh = _text_task(), optax.adam(0.05), sharding.data_mesh()
     chunks = engine.ChunkedEpochs(task, optimizer, data, mesh, 100)
     start = train.init_state(task, optimizer, chunks.first_batch(), jax.random.key(0), mesh)

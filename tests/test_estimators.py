@@ -67,6 +67,7 @@ class EstimatorsTest(chex.TestCase):
         super().setUp()
         self.enter_context(jax.enable_x64(True))
 
+    @pytest.mark.slow
     def test_every_estimator_is_unbiased(self):
         """Each estimator's mean over 4000 independent estimates matches the exact gradient within
         5 standard errors, for every parameter."""
@@ -108,6 +109,7 @@ class EstimatorsTest(chex.TestCase):
             gradient_moments(lambda key: params, jax.random.key(0), 1)
 
 
+@pytest.mark.slow
 def test_gradient_estimators_experiment_on_digits(tmp_path):
     """The experiment end to end at CI size: a 2-epoch VAE on sklearn's digits, measured twice."""
     root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))

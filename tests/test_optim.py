@@ -7,7 +7,7 @@ import optax
 import pytest
 
 from vaecnn.errors import ConfigError
-from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer, max_norm_constraint
+from vaecnn.optim import OPTIMIZERS, SCHEDULES, learning_rate_schedule, make_optimizer, max_norm_constraint
 
 
 def _step(transformation, params, updates):
@@ -71,11 +71,26 @@ def test_max_norm_constraint_transform():
 
 @pytest.mark.parametrize("name", OPTIMIZERS)
 @pytest.mark.parametrize("schedule", SCHEDULES)
-def test_every_optimizer_and_schedule_takes_a_finite_step(name, schedule):
+def test_every_optimizer_and_schedule_moves_the_parameters_downhill(name, schedule):
     params = {"w": jnp.ones((3, 2))}
     optimizer = make_optimizer(name, 0.1, total_steps=10, schedule=schedule, warmup_steps=2, clip_norm=1.0)
-    updates, _ = optimizer.update({"w": jnp.full((3, 2), 5.0)}, optimizer.init(params), params)
-    assert np.all(np.isfinite(np.asarray(updates["w"])))
+    state = optimizer.init(params)
+    for _ in range(3):  # past the warm-up, whose first step has a learning rate of 0
+        updates, state = optimizer.update({"w": jnp.full((3, 2), 5.0)}, state, params)
+        params = optax.apply_updates(params, updates)
+    w = np.asarray(params["w"])
+    assert np.all(np.isfinite(w)) and np.all(w < 1.0), w  # a positive gradient lowers every weight
+
+
+@pytest.mark.parametrize("schedule, expected", [
+    ("constant", [0.1, 0.1, 0.1, 0.1]),
+    ("cosine", [0.1, 0.1 * (1 + np.cos(np.pi * 2 / 10)) / 2, 0.05, 0.0]),
+    # linear warm-up over 2 steps from 0, then cosine decay over the remaining 8 to 0
+    ("warmup_cosine", [0.0, 0.1, 0.1 * (1 + np.cos(np.pi * 3 / 8)) / 2, 0.0]),
+])
+def test_schedules_take_their_values(schedule, expected):
+    lr = learning_rate_schedule(0.1, total_steps=10, schedule=schedule, warmup_steps=2)
+    np.testing.assert_allclose([float(lr(step)) for step in (0, 2, 5, 10)], expected, rtol=1e-6, atol=1e-9)
 
 
 def test_bad_optimizer_settings_are_config_errors():

@@ -10,6 +10,8 @@ import pytest
 
 from vaecnn import seeds
 
+pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

@@ -46,6 +46,7 @@ def run_fit(workdir, epochs=3, seed=0, task=None, learning_rate=0.05, **config_k
     return train.fit(task, optax.adam(learning_rate), train_data, eval_data, config, str(workdir))
 
 
+@pytest.mark.slow
 def test_learns_and_writes_metrics(tmp_path):
     result = run_fit(tmp_path, epochs=4)
     lines = MetricsLog(str(tmp_path / "metrics.jsonl")).read()
@@ -56,6 +57,7 @@ def test_learns_and_writes_metrics(tmp_path):
     assert os.path.isdir(tmp_path / "checkpoints" / "4")
 
 
+@pytest.mark.slow
 def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     first, second = run_fit(tmp_path / "a", seed=3), run_fit(tmp_path / "b", seed=3)
     chex.assert_trees_all_equal(first.params, second.params)
@@ -63,6 +65,7 @@ def test_same_seed_same_numbers_other_seed_other_numbers(tmp_path):
     assert not np.allclose(jax.tree.leaves(first.params)[0], jax.tree.leaves(other.params)[0])
 
 
+@pytest.mark.slow
 def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     straight = run_fit(tmp_path / "straight", epochs=4)
     run_fit(tmp_path / "resumed", epochs=2)                      # "interrupted" after epoch 2
@@ -78,6 +81,7 @@ def test_interrupted_and_resumed_equals_uninterrupted(tmp_path):
     assert len(log("resumed")) == 4
 
 
+@pytest.mark.slow
 def test_metrics_lines_beyond_the_checkpoint_are_rewritten_not_repeated(tmp_path):
     run_fit(tmp_path, epochs=2)
     MetricsLog(str(tmp_path / "metrics.jsonl")).append({"epoch": 3, "stale": True})  # died before its checkpoint
@@ -96,6 +100,7 @@ def test_train_step_is_traced_once(tmp_path):
     run_fit(tmp_path, epochs=3, task=CountedTask(TinyMLP(), ("x",)))  # 18 steps, one trace
 
 
+@pytest.mark.slow
 def test_nan_stops_with_clear_error_and_keeps_earlier_outputs(tmp_path):
     @dataclasses.dataclass(frozen=True)
     class DivergesInEpochTwo(ClassifierTask):
@@ -161,6 +166,7 @@ print(json.dumps({{"params": [float(x.sum()) for x in jax.tree.leaves(result.par
 """
 
 
+@pytest.mark.slow
 def test_four_devices_give_the_same_numbers_as_one(tmp_path):
     """The batch is split over 4 (forced host) devices; gradients are all-reduced: same training."""
     outputs = {}
@@ -178,10 +184,12 @@ def test_four_devices_give_the_same_numbers_as_one(tmp_path):
 
 
 
+@pytest.mark.slow
 @pytest.mark.parametrize("dies_in", ["metrics line", "checkpoint"])
 def test_killed_while_writing_epoch_2_resumes_with_every_line(tmp_path, monkeypatch, dies_in):
-    """A kill can land while either of an epoch's two writes is under way; either way the rerun ends
-    with every epoch's metrics line and the uninterrupted run's state."""
+    """A kill can land while either of an epoch's two writes is under way (the metrics line is left cut
+    half-way, as a killed write leaves it); either way the rerun ends with every epoch's metrics line and
+    the uninterrupted run's state."""
     from vaecnn.checkpoints import Checkpointer
     straight = run_fit(tmp_path / "straight", epochs=3)
     owner, name = (MetricsLog, "append") if dies_in == "metrics line" else (Checkpointer, "save")
@@ -190,6 +198,9 @@ def test_killed_while_writing_epoch_2_resumes_with_every_line(tmp_path, monkeypa
     def dies_at_epoch_2(self, *args):
         epoch = args[0]["epoch"] if owner is MetricsLog else args[0]
         if epoch == 2:
+            if owner is MetricsLog:
+                with open(self.path, "a") as f:
+                    f.write(json.dumps(args[0])[:20])  # no newline: the line was cut mid-write
             raise KeyboardInterrupt("killed")
         return original(self, *args)
 
@@ -197,6 +208,8 @@ def test_killed_while_writing_epoch_2_resumes_with_every_line(tmp_path, monkeypa
     with pytest.raises(KeyboardInterrupt):
         run_fit(tmp_path / "killed", epochs=3)
     monkeypatch.setattr(owner, name, original)
+    if owner is MetricsLog:
+        assert not open(tmp_path / "killed" / "metrics.jsonl").read().endswith("\n")
     resumed = run_fit(tmp_path / "killed", epochs=3)
     chex.assert_trees_all_equal(resumed.state, straight.state)
     assert [line["epoch"] for line in MetricsLog(str(tmp_path / "killed" / "metrics.jsonl")).read()] == [1, 2, 3]

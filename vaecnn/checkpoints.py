@@ -29,12 +29,15 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from vaecnn import distributed, report
+from vaecnn import disk, distributed, report
 from vaecnn.errors import CheckpointError
 
 DIGEST = "digest"
 SIGNATURE = "signature"
 FILE_DIGESTS = "files.sha256.json"
+STOPPED_DIR = "checkpoint_stopped"  # vaecnn.train: the position of an epoch stopped by a signal
+# Room asked for beyond the arrays' own bytes before a save (the record, file digests, orbax metadata).
+SAVE_MARGIN_BYTES = 2**18
 
 
 class DamagedCheckpoint(Exception):
@@ -74,15 +77,45 @@ class Checkpointer:
         return self._manager.latest_step()
 
     def save(self, epoch: int, tree: Any, record: dict[str, Any]) -> None:
+        """Writes the checkpoint of `epoch`, or raises DiskFull (checked first, and on failure) leaving the
+        previous checkpoints as they were."""
+        what = f"the checkpoint of epoch {epoch}"
+        array_bytes = sum(leaf.nbytes for leaf in jax.tree.leaves(tree))
+        disk.check_free_space(self.directory, array_bytes + SAVE_MARGIN_BYTES, what)
         # Through JSON first, so the digest covers exactly what a restore will read back.
         record = json.loads(json.dumps({**record, SIGNATURE: tree_signature(tree)}))
         record[DIGEST] = tree_digest(tree, record)
-        self._manager.save(epoch, args=ocp.args.Composite(
-            tree=ocp.args.StandardSave(tree), record=ocp.args.JsonSave(record)))
-        self._manager.wait_until_finished()
-        if report.is_writer():  # one process digests the files every process wrote with orbax
-            self._write_file_digests(epoch)
+        try:
+            if epoch in self._manager.all_steps():  # a stopped epoch's position, saved again
+                self._manager.delete(epoch)
+            self._manager.save(epoch, args=ocp.args.Composite(
+                tree=ocp.args.StandardSave(tree), record=ocp.args.JsonSave(record)))
+            self._manager.wait_until_finished()
+            if report.is_writer():  # one process digests the files every process wrote with orbax
+                self._write_file_digests(epoch)
+        except Exception as error:
+            if not disk.is_out_of_space(error):
+                raise
+            self._remove_unfinished(epoch)
+            raise disk.out_of_space(self.directory, what) from None
         distributed.barrier(f"checkpoint digests {epoch}")
+
+    def _remove_unfinished(self, epoch: int) -> None:
+        """What a failed save left: orbax's temporary folder, or a renamed one without its file digests."""
+        if not report.is_writer() or not os.path.isdir(self.directory):
+            return
+        for name in os.listdir(self.directory):
+            if name.startswith(f"{epoch}.") and "tmp" in name:
+                shutil.rmtree(os.path.join(self.directory, name), ignore_errors=True)
+        step_dir = self._step_dir(epoch)
+        if os.path.isdir(step_dir) and not os.path.exists(os.path.join(step_dir, FILE_DIGESTS)):
+            shutil.rmtree(step_dir, ignore_errors=True)
+        self._manager.reload()
+
+    def delete(self, epoch: int) -> None:
+        """Removes the checkpoint of `epoch` if there is one."""
+        if epoch in self._manager.all_steps():
+            self._manager.delete(epoch)
 
     def _step_dir(self, epoch: int) -> str:
         return os.path.join(self.directory, str(epoch))

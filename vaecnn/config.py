@@ -27,7 +27,7 @@ from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
 from vaecnn import report
-from vaecnn.errors import ConfigError
+from vaecnn.errors import ConfigError, DataError
 
 CONFIG_FILE = "config.json"
 _KIND = "kind"
@@ -185,5 +185,9 @@ def load(cls: type, workdir: str) -> Any:
         return from_dict(cls, report.read_json(path))
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist: {workdir} holds no run started by this version") from None
+    except DataError:
+        raise ConfigError(f"{path} is damaged (cut or garbled): restore it, or remove it to continue the run with the "
+                          "flags given (its checkpoints are still checked against the model they describe)") from None
     except (ValueError, TypeError) as error:
-        raise ConfigError(f"{path} is damaged ({error}); rerun the training to rewrite it") from None
+        raise ConfigError(f"{path} does not describe a run of this experiment ({error}); restore it, or remove it to "
+                          "continue the run with the flags given") from None

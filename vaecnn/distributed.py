@@ -43,9 +43,10 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
                process_id: int | None = None, timeout_seconds: int = 60, detect: bool = False) -> bool:
     """Starts jax.distributed when asked to (explicit arguments) or when a cluster is detected; returns
     whether it did; `detect` asks for jax.distributed's own detection where no variable above says so
-    (a TPU pod slice, whose hosts it finds from the TPU metadata). Must run before any other JAX call. A coordinator that does not answer ends the
-    process with one line (UserError) after `timeout_seconds`; a peer that stops answering ends every
-    process within about `timeout_seconds` (jax.distributed's heartbeat: it aborts the process)."""
+    (a TPU pod slice, whose hosts it finds from the TPU metadata). Must run before any other JAX call.
+    A coordinator that does not answer ends the process with one line (UserError) after
+    `timeout_seconds`; a peer that stops answering ends every process within about `timeout_seconds`
+    (jax.distributed's heartbeat: it aborts the process)."""
     explicit = (coordinator_address, num_processes, process_id)
     if all(value is None for value in explicit) and not detect and detected_cluster() is None:
         return False

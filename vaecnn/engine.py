@@ -19,7 +19,7 @@ for s < S_g, the group's steps per epoch. With S_g = n_g // B this drops a fresh
 (images); with S_g = ceil(n_g / B) it fills the last batch from the start of the shuffled group (text
 buckets: every example trains at least once per epoch). The step's key is fold_in(fold_in(step_key,
 g), s): a pure function of (seed, epoch, group, step), so a run resumed at an epoch boundary draws the
-same numbers, and the chunk size changes nothing but the dispatching.
+same numbers, and the chunk size changes nothing but the dispatching (every key: vaecnn.rng).
 
 A step inside a loop is not the same program as the step alone on XLA:CPU: convolutions there run
 through Eigen only if they are already in its canonical layout (see vaecnn.models.conv, which every model
@@ -39,7 +39,7 @@ import jax.numpy as jnp
 import numpy as np
 import optax
 
-from vaecnn import sharding
+from vaecnn import rng, sharding
 
 Params = Any
 Batch = Mapping[str, jax.Array]
@@ -125,9 +125,8 @@ def step_rows(perm_N: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:
 
 def group_order(epoch_key: jax.Array, group_index: jax.Array, num_rows: int) -> tuple[jax.Array, jax.Array]:
     """(perm_N, group_key) of one group in one epoch: its shuffle, and the key its steps fold their index into."""
-    shuffle_key, step_key = jax.random.split(epoch_key)
-    return (jax.random.permutation(jax.random.fold_in(shuffle_key, group_index), num_rows),
-            jax.random.fold_in(step_key, group_index))
+    shuffle_key, steps_key = rng.group_keys(epoch_key, group_index)
+    return jax.random.permutation(shuffle_key, num_rows), steps_key
 
 
 class ChunkedEpochs:
@@ -166,7 +165,7 @@ class ChunkedEpochs:
                 index = first_step + offset
                 batch = gather_batch(group, step_rows(perm_N, index, self.batch_size))
                 batch = jax.lax.with_sharding_constraint(batch, batch_sharding)
-                state, metrics = step(state, batch, jax.random.fold_in(group_key, index))
+                state, metrics = step(state, batch, rng.step_key(group_key, index))
                 return state, jax.tree.map(jnp.add, sums, metrics)
 
             # A loop of num_steps, a traced count: one program per group serves every chunk length.
@@ -207,9 +206,8 @@ class ChunkedEpochs:
         blocks = [(g, start, length) for g in range(len(self.groups))
                   for start, length in zip(range(0, self.steps[g], self.block_steps[g]), self._block_lengths(g))]
         if len(self.groups) > 1:
-            words = np.asarray(jax.random.key_data(jax.random.fold_in(epoch_key, 2**20)), np.uint32).ravel()
-            rng = np.random.default_rng([int(w) for w in words])
-            blocks = [blocks[i] for i in rng.permutation(len(blocks))]
+            generator = np.random.default_rng(rng.block_order_seed(epoch_key))
+            blocks = [blocks[i] for i in generator.permutation(len(blocks))]
         return [(g, first, min(self.steps_per_chunk, start + length - first))
                 for g, start, length in blocks for first in range(start, start + length, self.steps_per_chunk)]
 
@@ -230,7 +228,7 @@ class ChunkedEpochs:
         program derives them: for running the same steps one at a time (tests, the loop benchmark)."""
         perm_N, group_key = orders[group]
         return (gather_batch(self.groups[group], step_rows(perm_N, step, self.batch_size)),
-                jax.random.fold_in(group_key, step))
+                rng.step_key(group_key, step))
 
     def lower_chunk(self, state: TrainState, sums: Metrics, epoch_key: jax.Array, group: int):
         """The compiled-to-be chunk program of `group`, for its memory accounting (fills the cache)."""

@@ -10,7 +10,12 @@ class ConfigError(UserError, ValueError):
 
 
 class DataError(UserError):
-    """Data that is missing, unreadable or corrupt."""
+    """Data that is missing, unreadable or corrupt; `hint`, where there is one, says in structured form
+    what would fix it (vaecnn.data.LocalCopy for a data set with no local copy)."""
+
+    def __init__(self, message: str, hint: object = None):
+        super().__init__(message)
+        self.hint = hint
 
 
 class CheckpointError(UserError):
@@ -19,3 +24,7 @@ class CheckpointError(UserError):
 
 class TrainingDiverged(UserError):
     """The training objective became NaN or infinite."""
+
+
+class DiskFull(UserError):
+    """A write failed, or would fail, for lack of space or quota; what was written before is intact."""

@@ -4,6 +4,8 @@ Files are replaced atomically (written beside, then renamed), so an interrupted 
 half-written results.json or picture.
 """
 
+import contextlib
+import io
 import json
 import math
 import os
@@ -11,9 +13,11 @@ from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import numpy as np
+from absl import logging
 from PIL import Image
 
-from vaecnn.errors import ConfigError
+from vaecnn import disk
+from vaecnn.errors import ConfigError, DataError
 
 
 def check_workdir(path: str) -> None:
@@ -56,13 +60,22 @@ def is_writer() -> bool:
 
 
 def _atomic_write(path: str, data: bytes) -> None:
+    """Writes beside, then renames: `path` is either its old or its new content. A write that fails leaves
+    no temporary file; for lack of space it is DiskFull's one line."""
     if not is_writer():
         return
     os.makedirs(os.path.dirname(os.path.abspath(path)), exist_ok=True)
     temporary = f"{path}.tmp-{os.getpid()}"
-    with open(temporary, "wb") as f:
-        f.write(data)
-    os.replace(temporary, path)
+    try:
+        with open(temporary, "wb") as f:
+            f.write(data)
+        os.replace(temporary, path)
+    except OSError as error:
+        with contextlib.suppress(OSError):
+            os.remove(temporary)
+        if error.errno in disk.OUT_OF_SPACE:
+            raise disk.out_of_space(path) from None
+        raise
 
 
 def _jsonable(value: Any) -> Any:
@@ -86,8 +99,20 @@ def write_text(path: str, text: str) -> None:
 
 
 def read_json(path: str) -> dict[str, Any]:
-    with open(path) as f:
-        return json.load(f)
+    """A JSON object a run wrote; FileNotFoundError when there is none, DataError (one line) when it is
+    damaged (cut, garbled, not an object)."""
+    try:
+        with open(path, encoding="utf-8") as f:
+            value = json.load(f)
+    except FileNotFoundError:
+        raise
+    except (OSError, ValueError) as error:
+        raise DataError(f"{path} is damaged or unreadable ({type(error).__name__}: {str(error)[:80]}); restore it, "
+                        "or remove it and rerun the command that writes it") from None
+    if not isinstance(value, dict):
+        raise DataError(f"{path} is damaged: it holds no JSON object; restore it, or remove it and rerun the command "
+                        "that writes it")
+    return value
 
 
 class MetricsLog:
@@ -97,10 +122,23 @@ class MetricsLog:
         self.path = path
 
     def read(self) -> list[dict[str, Any]]:
+        """The complete lines. A last line cut mid-write (a crash, a full disk) is dropped with a warning:
+        the checkpoint decides where a run stands, and a resumed run rewrites that epoch's line."""
         if not os.path.exists(self.path):
             return []
         with open(self.path) as f:
-            return [json.loads(line) for line in f if line.strip()]
+            lines = [line for line in f if line.strip()]
+        parsed = []
+        for number, line in enumerate(lines, 1):
+            try:
+                parsed.append(json.loads(line))
+            except ValueError:
+                if number < len(lines) or line.endswith("\n"):
+                    raise DataError(f"{self.path}: line {number} is not JSON; it was edited or damaged. Remove "
+                                    "that line (the checkpoints decide where the run stands) and rerun") from None
+                logging.warning("%s: its last line was cut mid-write; dropped (the checkpoint decides where the "
+                                "run stands)", self.path)
+        return parsed
 
     def truncate_after(self, epoch: int) -> list[dict[str, Any]]:
         """Keeps the lines of epochs <= `epoch` (those a resumed run's checkpoint covers): a run
@@ -110,10 +148,19 @@ class MetricsLog:
         return kept
 
     def append(self, line: Mapping[str, Any]) -> None:
+        """One more line; a write that fails takes back what it wrote of it (so no cut line stays)."""
         if not is_writer():
             return
-        with open(self.path, "a") as f:
-            f.write(json.dumps(_jsonable(line)) + "\n")
+        size = os.path.getsize(self.path) if os.path.exists(self.path) else 0
+        try:
+            with open(self.path, "a") as f:
+                f.write(json.dumps(_jsonable(line)) + "\n")
+        except OSError as error:
+            with contextlib.suppress(OSError), open(self.path, "r+") as f:
+                f.truncate(size)
+            if error.errno in disk.OUT_OF_SPACE:
+                raise disk.out_of_space(self.path, f"epoch {line.get('epoch')}'s line of {self.path}") from None
+            raise
 
 
 def format_metrics(line: Mapping[str, Any], skip: Iterable[str] = ("epoch",)) -> str:
@@ -148,9 +195,9 @@ def save_image_grid(path: str, images_NxHxW: np.ndarray, columns: int, scale: in
         return grid
     picture = Image.fromarray(grid)
     picture = picture.resize((picture.width * scale, picture.height * scale), Image.NEAREST)
-    temporary = f"{path}.tmp-{os.getpid()}.png"
-    picture.save(temporary)
-    os.replace(temporary, path)
+    png = io.BytesIO()
+    picture.save(png, format="PNG")
+    _atomic_write(path, png.getvalue())
     return grid
 
 
@@ -180,9 +227,9 @@ def save_figure(path: str, figure) -> None:
     import matplotlib.pyplot as plt
 
     if is_writer():
-        temporary = f"{path}.tmp-{os.getpid()}.png"
-        figure.savefig(temporary)
-        os.replace(temporary, path)
+        png = io.BytesIO()
+        figure.savefig(png, format="png")
+        _atomic_write(path, png.getvalue())
     plt.close(figure)
 
 

@@ -25,8 +25,8 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import report, sharding
-from vaecnn.checkpoints import Checkpointer
+from vaecnn import preemption, report, rng, sharding
+from vaecnn.checkpoints import STOPPED_DIR, Checkpointer
 from vaecnn.engine import Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState
 from vaecnn.events import EventWriter
 from vaecnn.errors import CheckpointError, ConfigError, TrainingDiverged
@@ -119,11 +119,6 @@ def restore_params(workdir: str, task: Task, optimizer: optax.GradientTransforma
     return tree["best_params"] if select_metric else tree["state"].params
 
 
-def eval_key(seed: int) -> jax.Array:
-    """The key `fit` evaluates every epoch with, so a re-evaluation gets the run's own numbers."""
-    return jax.random.split(jax.random.key(seed), 3)[2]
-
-
 def _add(totals: Metrics | None, metrics: Metrics) -> Metrics:
     return metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
 
@@ -150,7 +145,7 @@ def evaluate(eval_step, params: Params, batcher: Batcher, key: jax.Array,
     totals = None
     for index, batch in enumerate(batcher.eval_batches()):
         batch = jax.device_put(batch, batch_sharding)
-        totals = _add(totals, eval_step(params, batch, jax.random.fold_in(key, index)))
+        totals = _add(totals, eval_step(params, batch, rng.batch_key(key, index)))
     return means(totals)
 
 
@@ -279,104 +274,200 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
 
     Writes workdir/metrics.jsonl (one line per epoch: 'train/<metric>' and '<split>/<metric>'
     means, seconds) and workdir/checkpoints/<epoch>. Stops with TrainingDiverged if the objective
-    becomes NaN or infinite; the checkpoints and metrics of earlier epochs stay as they were.
-    on_epoch_end(epoch, params) runs after each epoch's checkpoint; if it returns True, training stops
-    there (e.g. a benchmark that has reached its target). With `events`, each epoch's line goes to
-    TensorBoard too (step = epoch), and the training means of each compiled chunk (step = global step).
+    becomes NaN or infinite; the checkpoints and metrics of earlier epochs stay as they were. Asked to stop
+    (vaecnn.preemption), it saves its position inside the epoch and raises Preempted; the next call
+    continues from there. on_epoch_end(epoch, params) runs after each epoch's checkpoint; if it returns
+    True, training stops there (e.g. a benchmark that has reached its target). With `events`, each
+    epoch's line goes to TensorBoard too (step = epoch), and the training means of each compiled chunk
+    (step = global step).
     """
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
-    batch_sharding = sharding.batch_sharded(mesh)
     report.make_workdir(workdir)
-    train_key, init_key, _ = jax.random.split(jax.random.key(config.seed), 3)
-    split_key = eval_key(config.seed)
-
-    chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk)
-    state = init_state(task, optimizer, jax.device_put(chunks.first_batch(), batch_sharding), init_key, mesh)
-    select = config.select_metric is not None
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
-    metrics_log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
-
-    # The selected parameters are a copy: the chunks donate (free) the state's own buffers.
-    best_params = jax.tree.map(jnp.copy, state.params) if select else None
-    record = {"epoch": 0, "train_seconds": 0.0, "examples_seen": 0, "selected_epoch": 0, "best_value": None}
-    like = {"state": state, "best_params": best_params} if select else {"state": state}
-    restored = checkpointer.restore_latest(like, set_aside_damaged=True)
-    if restored is not None:
-        resume_epoch, tree, record = restored
-        state = tree["state"]
-        best_params = tree["best_params"] if select else None
-        logging.info("resuming from the checkpoint of epoch %d in %s", resume_epoch, workdir)
-    history = metrics_log.truncate_after(record["epoch"])
-
-    eval_step = make_eval_step(task, mesh)
-    compile_seconds = 0.0
-    if record["epoch"] < config.epochs:  # a finished run (a resumed cross-validation's done folds) compiles nothing
-        # Compiling the largest chunk program here checks its memory and fills the cache of its first
-        # call; the seconds count as training time, like any first step's compilation.
-        largest = chunks.largest_group()
-        compile_seconds = check_fits_in_memory(
-            "training step", chunks.lower_chunk(state, chunks.zero_sums(state), train_key, largest),
-            _shapes(chunks.batch_shape(largest)))
-        for batcher in eval_data.values():
-            check_eval_fits_in_memory(eval_step, state.params, batcher, split_key, batch_sharding)
-    progress = _Progress(config.epochs, chunks.steps_per_epoch, config.log_every_seconds)
+    run = _Training(task, optimizer, train_data, eval_data, config, workdir, mesh, events)
     try:
-        for epoch in range(record["epoch"] + 1, config.epochs + 1):
-            epoch_key = jax.random.fold_in(train_key, epoch)
-            epoch_start = time.perf_counter()
-            sums, steps_in_epoch, chunk_sums = chunks.zero_sums(state), 0, []
-            # Chunks are dispatched asynchronously; the host reads the metric sums once, below.
-            orders = chunks.epoch_orders(epoch_key)
-            for group, first_step, steps in chunks.epoch_chunks(epoch_key):
-                state, sums = chunks.run_chunk(state, sums, orders, group, first_step, steps)
-                steps_in_epoch += steps
-                if events is not None:  # a copy (the next chunk donates `sums`), read with them below: no wait
-                    chunk_sums.append((steps_in_epoch, jax.tree.map(jnp.copy, sums)))
-                progress.advance(epoch, steps_in_epoch, steps, lambda: jax.block_until_ready(sums))
-            train_metrics = means(sums)
-            epoch_seconds = time.perf_counter() - epoch_start + compile_seconds
-            if not math.isfinite(train_metrics["objective"]):
-                raise TrainingDiverged(
-                    f"the training objective became {train_metrics['objective']} in epoch {epoch}; "
-                    f"{_what_is_kept(checkpointer, like, workdir, epoch)}. Lower --learning_rate (or add gradient "
-                    "clipping) and rerun with a fresh --workdir.")
-
-            line = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()}}
-            eval_start = time.perf_counter()
-            for split, batcher in eval_data.items():
-                split_metrics = evaluate(eval_step, state.params, batcher, split_key, batch_sharding)
-                line.update({f"{split}/{k}": v for k, v in split_metrics.items()})
-            record["train_seconds"] += epoch_seconds
-            record["examples_seen"] += train_metrics["count"]
-            line.update(epoch_seconds=epoch_seconds, compile_seconds=compile_seconds,
-                        eval_seconds=time.perf_counter() - eval_start, train_seconds=record["train_seconds"])
-            compile_seconds = 0.0  # only the first epoch of a process compiles
-
-            if select:
-                value = line[config.select_metric]
-                best = record["best_value"]
-                if best is None or (value > best if config.select_mode == "max" else value < best):
-                    record.update(selected_epoch=epoch, best_value=value)
-                    best_params = jax.tree.map(jnp.copy, state.params)
-            else:
-                record["selected_epoch"] = epoch
-            record["epoch"] = epoch
-            # The metrics line first, then the checkpoint: a run killed between the two resumes from the
-            # previous checkpoint and rewrites this epoch's line (truncate_after), while the other order
-            # would leave a checkpoint whose line is never written.
-            metrics_log.append(line)
-            history.append(line)
-            if events is not None:
-                _write_events(events, line, chunk_sums, (epoch - 1) * chunks.steps_per_epoch)
-            checkpointer.save(epoch, {"state": state, "best_params": best_params} if select
-                              else {"state": state}, dict(record))
-            logging.info("epoch %d/%d  %s", epoch, config.epochs, report.format_metrics(line))
-            if on_epoch_end is not None and on_epoch_end(epoch, state.params):
+        run.resume()
+        run.compile()
+        for epoch in range(run.record["epoch"] + 1, config.epochs + 1):
+            train_metrics, epoch_seconds = run.train_epoch(epoch)
+            line = run.evaluate(epoch, train_metrics, epoch_seconds)
+            run.select_and_save(epoch, line)
+            if on_epoch_end is not None and on_epoch_end(epoch, run.state.params):
                 break
     finally:
-        checkpointer.wait()
-        checkpointer.close()
-    return FitResult(state=state, params=best_params if select else state.params, history=history,
-                     selected_epoch=record["selected_epoch"], train_seconds=record["train_seconds"],
-                     examples_seen=record["examples_seen"])
+        run.close()
+    return run.result()
+
+
+@dataclasses.dataclass
+class _Position:
+    """Where an epoch stopped by a signal stands: its steps done, their metric sums, seconds and chunk sums."""
+    epoch: int
+    steps: int
+    sums: Metrics
+    seconds: float
+    chunk_sums: list[tuple[int, Metrics]]
+
+
+class _Training:
+    """fit's state and its stages: resume, compile, train an epoch, evaluate it, select and save."""
+
+    def __init__(self, task, optimizer, train_data, eval_data, config, workdir, mesh, events):
+        self.config, self.workdir, self.eval_data, self.events = config, workdir, eval_data, events
+        self.batch_sharding = sharding.batch_sharded(mesh)
+        self.train_key, init_key = rng.stream(config.seed, "training"), rng.stream(config.seed, "init")
+        self.split_key = rng.stream(config.seed, "evaluation")
+        self.chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk)
+        self.state = init_state(task, optimizer, jax.device_put(self.chunks.first_batch(), self.batch_sharding),
+                                init_key, mesh)
+        self.select = config.select_metric is not None
+        self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+        # The position of an epoch stopped by a signal: one checkpoint, replaced by the epoch's own at its end.
+        self.stopped = Checkpointer(os.path.join(workdir, STOPPED_DIR), max_to_keep=1)
+        self.metrics_log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+        # The selected parameters are a copy: the chunks donate (free) the state's own buffers.
+        self.best_params = jax.tree.map(jnp.copy, self.state.params) if self.select else None
+        self.record = {"epoch": 0, "train_seconds": 0.0, "examples_seen": 0, "selected_epoch": 0, "best_value": None}
+        self.eval_step = make_eval_step(task, mesh)
+        self.position: _Position | None = None
+        self.compile_seconds = 0.0
+        self.history: list[dict[str, Any]] = []
+        self.chunk_sums: list[tuple[int, Metrics]] = []
+        self.progress = _Progress(config.epochs, self.chunks.steps_per_epoch, config.log_every_seconds)
+
+    def _tree(self, **extra) -> dict[str, Any]:
+        return {"state": self.state, **({"best_params": self.best_params} if self.select else {}), **extra}
+
+    def resume(self) -> None:
+        """From the newest intact epoch checkpoint, then from the position saved inside the next epoch."""
+        like = self._tree()
+        restored = self.checkpointer.restore_latest(like, set_aside_damaged=True)
+        if restored is not None:
+            epoch, tree, self.record = restored
+            self.state, self.best_params = tree["state"], tree.get("best_params")
+            logging.info("resuming from the checkpoint of epoch %d in %s", epoch, self.workdir)
+        self.history = self.metrics_log.truncate_after(self.record["epoch"])
+        stopped = self.stopped.restore_latest(self._tree(sums=self.chunks.zero_sums(self.state)),
+                                              set_aside_damaged=True)
+        if stopped is None:
+            return
+        epoch, tree, record = stopped
+        if epoch != self.record["epoch"] + 1:  # left by an epoch that has finished since
+            self.stopped.delete(epoch)
+            return
+        self.state, self.best_params = tree["state"], tree.get("best_params")
+        position = record["position"]
+        self.position = _Position(epoch, position["steps"], tree["sums"], position["seconds"],
+                                  [(steps, sums) for steps, sums in position["chunk_sums"]])
+        logging.info("resuming epoch %d at step %d of %d, where a signal stopped it", epoch, self.position.steps,
+                     self.chunks.steps_per_epoch)
+
+    def compile(self) -> None:
+        """The largest chunk program compiled ahead, its memory and the evaluation's checked; the seconds
+        count as training time, like any first step's compilation. A finished run (a resumed
+        cross-validation's done folds) compiles nothing."""
+        if self.record["epoch"] >= self.config.epochs:
+            return
+        largest = self.chunks.largest_group()
+        self.compile_seconds = check_fits_in_memory(
+            "training step", self.chunks.lower_chunk(self.state, self.chunks.zero_sums(self.state), self.train_key,
+                                                     largest), _shapes(self.chunks.batch_shape(largest)))
+        for batcher in self.eval_data.values():
+            check_eval_fits_in_memory(self.eval_step, self.state.params, batcher, self.split_key, self.batch_sharding)
+
+    def _chunks_from(self, epoch_key: jax.Array, done: int) -> Iterator[tuple[int, int, int]]:
+        """The epoch's chunks after its first `done` steps (the step order does not depend on chunking)."""
+        passed = 0
+        for group, first, steps in self.chunks.epoch_chunks(epoch_key):
+            skip = min(max(done - passed, 0), steps)
+            passed += steps
+            if skip < steps:
+                yield group, first + skip, steps - skip
+
+    def train_epoch(self, epoch: int) -> tuple[dict[str, float], float]:
+        """The epoch's chunks, dispatched asynchronously, their sums read once: (train means, seconds)."""
+        if preemption.requested():  # a signal between epochs (or folds): every epoch so far is saved
+            raise preemption.Preempted(f"stopped before epoch {epoch} on {preemption.signal_name()}; rerun the same "
+                                       "command to continue")
+        start = time.perf_counter()
+        epoch_key = rng.epoch_key(self.train_key, epoch)
+        orders = self.chunks.epoch_orders(epoch_key)
+        position = self.position or _Position(epoch, 0, self.chunks.zero_sums(self.state), 0.0, [])
+        self.position = None
+        sums, done, chunk_sums = position.sums, position.steps, position.chunk_sums
+        for group, first_step, steps in self._chunks_from(epoch_key, done):
+            self.state, sums = self.chunks.run_chunk(self.state, sums, orders, group, first_step, steps)
+            done += steps
+            if self.events is not None:  # a copy (the next chunk donates `sums`), read with them below: no wait
+                chunk_sums.append((done, jax.tree.map(jnp.copy, sums)))
+            self.progress.advance(epoch, done, steps, lambda: jax.block_until_ready(sums))
+            if done < self.chunks.steps_per_epoch and preemption.requested():
+                seconds = position.seconds + time.perf_counter() - start + self.compile_seconds
+                self._save_position(_Position(epoch, done, sums, seconds, chunk_sums))
+        train_metrics = means(sums)
+        epoch_seconds = time.perf_counter() - start + self.compile_seconds + position.seconds
+        if not math.isfinite(train_metrics["objective"]):
+            raise TrainingDiverged(
+                f"the training objective became {train_metrics['objective']} in epoch {epoch}; "
+                f"{_what_is_kept(self.checkpointer, self._tree(), self.workdir, epoch)}. Lower --learning_rate (or "
+                "add gradient clipping) and rerun with a fresh --workdir.")
+        self.chunk_sums = chunk_sums
+        return train_metrics, epoch_seconds
+
+    def _save_position(self, position: _Position) -> None:
+        """The epoch's position as a checkpoint of its own, then Preempted (its one line)."""
+        host_chunk_sums = [(steps, {name: float(value) for name, value in jax.device_get(sums).items()})
+                           for steps, sums in position.chunk_sums]
+        record = {**self.record, "position": {"steps": position.steps, "seconds": position.seconds,
+                                              "chunk_sums": host_chunk_sums}}
+        self.stopped.save(position.epoch, self._tree(sums=position.sums), record)
+        raise preemption.Preempted(
+            f"stopped at epoch {position.epoch}, step {position.steps} of {self.chunks.steps_per_epoch} on "
+            f"{preemption.signal_name()}; its position is saved in {self.workdir}: rerun the same command to continue")
+
+    def evaluate(self, epoch: int, train_metrics: dict[str, float], epoch_seconds: float) -> dict[str, Any]:
+        """The epoch's metrics line: training means, every eval split's, seconds."""
+        line = {"epoch": epoch, **{f"train/{k}": v for k, v in train_metrics.items()}}
+        eval_start = time.perf_counter()
+        for split, batcher in self.eval_data.items():
+            split_metrics = evaluate(self.eval_step, self.state.params, batcher, self.split_key, self.batch_sharding)
+            line.update({f"{split}/{k}": v for k, v in split_metrics.items()})
+        self.record["train_seconds"] += epoch_seconds
+        self.record["examples_seen"] += train_metrics["count"]
+        line.update(epoch_seconds=epoch_seconds, compile_seconds=self.compile_seconds,
+                    eval_seconds=time.perf_counter() - eval_start, train_seconds=self.record["train_seconds"])
+        self.compile_seconds = 0.0  # only the first epoch of a process compiles
+        return line
+
+    def select_and_save(self, epoch: int, line: dict[str, Any]) -> None:
+        """Model selection, then the metrics line, events and the epoch's checkpoint.
+
+        The metrics line first, then the checkpoint: a run killed between the two resumes from the previous
+        checkpoint and rewrites this epoch's line (truncate_after), while the other order would leave a
+        checkpoint whose line is never written.
+        """
+        if self.select:
+            value, best = line[self.config.select_metric], self.record["best_value"]
+            if best is None or (value > best if self.config.select_mode == "max" else value < best):
+                self.record.update(selected_epoch=epoch, best_value=value)
+                self.best_params = jax.tree.map(jnp.copy, self.state.params)
+        else:
+            self.record["selected_epoch"] = epoch
+        self.record["epoch"] = epoch
+        self.metrics_log.append(line)
+        self.history.append(line)
+        if self.events is not None:
+            _write_events(self.events, line, self.chunk_sums, (epoch - 1) * self.chunks.steps_per_epoch)
+            self.events.flush()
+        self.checkpointer.save(epoch, self._tree(), dict(self.record))
+        self.stopped.delete(epoch)
+        logging.info("epoch %d/%d  %s", epoch, self.config.epochs, report.format_metrics(line))
+
+    def close(self) -> None:
+        for checkpointer in (self.checkpointer, self.stopped):
+            checkpointer.close()
+
+    def result(self) -> FitResult:
+        return FitResult(state=self.state, params=self.best_params if self.select else self.state.params,
+                         history=self.history, selected_epoch=self.record["selected_epoch"],
+                         train_seconds=self.record["train_seconds"], examples_seen=self.record["examples_seen"])

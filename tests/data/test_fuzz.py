@@ -15,6 +15,7 @@ import pytest
 from vaecnn import embeddings
 from vaecnn.data import images
 from vaecnn.data import text as tx
+from vaecnn.data.text.tokens import read_json_file
 from vaecnn.errors import DataError
 
 CASES_PER_READER = 300
@@ -86,7 +87,7 @@ def _readers(tmp_path):
         "kim_lines": (VALID["kim_lines"], tx.read_kim_lines),
         "text_lines": (VALID["mr_lines"], tx.read_text_lines),
         "mr": (VALID["mr_lines"], mr),
-        "vocab": (VALID["vocab"], tx.Vocabulary.load),
+        "vocab": (VALID["vocab"], lambda path: tx.Vocabulary.from_dict(read_json_file(path, "fuzz"), path)),
         "text_pipeline": (VALID["text_pipeline"], text_pipeline),
         # A fresh path per case: the reader caches by path.
         "glove_txt": (VALID["glove_txt"], lambda path: embeddings.load_vectors_file(_renamed(path, ".txt"))),

@@ -14,7 +14,7 @@ import numpy as np
 import pytest
 import tensorflow_datasets as tfds
 
-from vaecnn.data import images, tfds_source
+from vaecnn.data import DATA_DIR_ENV, LocalCopy, images, tfds_source
 from vaecnn.errors import DataError
 
 
@@ -58,7 +58,7 @@ def test_read_idx_big_endian_int32(tmp_path):
 
 def test_environment_variable_is_used(tmp_path, monkeypatch):
     fake_mnist(str(tmp_path / "mnist"))
-    monkeypatch.setenv(tfds_source.DATA_DIR_ENV, str(tmp_path))
+    monkeypatch.setenv(DATA_DIR_ENV, str(tmp_path))
     assert len(images.load_image_dataset("mnist")["train"].labels) == 12
 
 
@@ -112,7 +112,7 @@ def test_offline_without_local_copy_stops_fast_with_instructions(tmp_path):
               f"    images.load_image_dataset('mnist', tfds_data_dir={str(tmp_path)!r})\n"
               "except images.DataError as e:\n"
               "    print(e); sys.exit(3)\n")
-    env = {k: v for k, v in os.environ.items() if k != tfds_source.DATA_DIR_ENV}
+    env = {k: v for k, v in os.environ.items() if k != DATA_DIR_ENV}
     if tfds_source.host_reachable(timeout=2):
         pytest.skip("the TFDS download host is reachable from here, so this is not an offline machine")
     start = time.perf_counter()
@@ -146,3 +146,13 @@ def test_real_mnist_files(real_data_dir):
     assert splits["train"].images.shape == (60_000, 28, 28, 1)
     assert splits["test"].images.shape == (10_000, 28, 28, 1)
     np.testing.assert_array_equal(np.bincount(splits["test"].labels)[:3], [980, 1135, 1032])
+
+
+def test_a_missing_data_set_names_its_local_copy_as_a_structured_hint(tmp_path):
+    with pytest.raises(DataError) as info:
+        images.load_image_dataset("mnist", data_dir=str(tmp_path))
+    hint = info.value.hint
+    assert isinstance(hint, LocalCopy)
+    assert "mnist/" in hint.folder and "train-images-idx3-ubyte.gz" in hint.folder
+    assert hint.alternative == "or use --dataset=digits for an offline demo"
+    assert str(info.value).endswith("; " + hint.alternative) and hint.folder in str(info.value)

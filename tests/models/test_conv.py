@@ -60,6 +60,7 @@ class ConvTest(chex.TestCase, parameterized.TestCase):
         chex.assert_trees_all_close(self.variant(grads(ours))(x, w), grads(reference)(x, w), rtol=1e-5, atol=1e-4)
 
 
+@pytest.mark.slow
 def test_transposed_conv_equals_flax_conv_transpose_with_the_same_parameters():
     x = jax.random.normal(jax.random.key(1), (2, 7, 7, 4))
     for kernel, stride in [(3, 2), (4, 2), (3, 1), (2, 3)]:
@@ -103,6 +104,7 @@ IMAGES = {"image": rng.integers(0, 255, (8, 8, 8, 1)).astype(np.uint8),
           "label": rng.integers(0, 10, 8).astype(np.int32)}
 
 
+@pytest.mark.slow
 @needs_cpu
 @pytest.mark.parametrize("wide", [True, False], ids=["wide", "narrow"])
 def test_text_cnn_chunk_program_has_only_canonical_convolutions(wide):
@@ -112,6 +114,7 @@ def test_text_cnn_chunk_program_has_only_canonical_convolutions(wide):
     assert non_canonical_convolutions(text) == []
 
 
+@pytest.mark.slow
 @needs_cpu
 def test_image_cnn_chunk_program_has_only_canonical_convolutions():
     text = _chunk_program_text(SmallCNN(features=(4, 8), hidden_size=8), IMAGES, ("image",))
@@ -119,6 +122,7 @@ def test_image_cnn_chunk_program_has_only_canonical_convolutions():
     assert non_canonical_convolutions(text) == []
 
 
+@pytest.mark.slow
 @needs_cpu
 def test_conv_vae_loss_program_has_only_canonical_convolutions():
     # 16x16 images: every output map is at least as large as the 3x3 kernels (see _input_gradient).
@@ -136,6 +140,7 @@ def test_conv_vae_loss_program_has_only_canonical_convolutions():
     assert non_canonical_convolutions(text) == []
 
 
+@pytest.mark.slow
 @needs_cpu
 def test_the_check_finds_lax_gradient_convolutions_in_a_loop():
     """The property above is not vacuous: flax's own nn.Conv, differentiated inside a loop, fails it."""

@@ -253,6 +253,7 @@ def test_pooled_features_match_brute_force_including_short_rows():
     )
 
 
+@pytest.mark.slow
 def test_wide_convolution_matches_kims_explicit_zero_padding():
     """wide=True equals a narrow convolution of each sentence between k - 1 zero vectors on each
     side (Kim's code), with no window made only of padding; extra batch padding changes nothing."""

@@ -4,6 +4,7 @@ import chex
 import jax
 import jax.numpy as jnp
 import numpy as np
+import pytest
 
 from vaecnn import bernoulli_log_prob, kl_std_normal
 from vaecnn.models.vae import VAE, make_vae
@@ -53,6 +54,7 @@ class VAEModelTest(chex.TestCase):
         _, terms = self.model.apply({"params": self.params}, self.x, jax.random.key(4), 20_000)
         np.testing.assert_allclose(log_w.mean(0), terms.elbo, atol=4 * float(log_w.std(0).max()) / np.sqrt(20_000))
 
+    @pytest.mark.slow
     def test_gaussian_likelihood_fixed_and_learned_variance(self):
         x = jax.random.uniform(jax.random.key(4), (3, 8, 8, 1))
         fixed = make_vae((8, 8, 1), (16,), 2, likelihood="gaussian", gaussian_logvar=0.0)
@@ -86,6 +88,7 @@ class ConvVAETest(chex.TestCase):
         chex.assert_shape(apply(VAE.decode, jnp.zeros((5, 2, 3))), (5, 2, 28, 28, 1))
         chex.assert_shape(apply(VAE.log_importance_weights, x, key, 5), (5, 2))
 
+    @pytest.mark.slow
     def test_runs_on_digits_sizes_with_a_learned_variance(self):
         x = jax.random.uniform(jax.random.key(0), (2, 8, 8, 1))
         model = make_vae((8, 8, 1), hidden_sizes=(16,), latent_dim=3, likelihood="gaussian", gaussian_logvar=None,

@@ -28,6 +28,8 @@ from vaecnn.recipes.text_classifier import (INPUT_FIELDS, fit_pipeline, make_con
 from vaecnn.recipes.text_predict import load_classifier
 from vaecnn.train import restore_params
 
+pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+
 TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
                 batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)
 GLOVE_WORDS = POSITIVE + NEGATIVE + NEUTRAL[:4]  # the other neutral words are "missing from GloVe"

@@ -19,6 +19,8 @@ from vaecnn import arith, report
 from vaecnn.errors import ConfigError
 from vaecnn.recipes.image_classifier import MODELS, ImageClassifierConfig, compare, make_model, run
 
+pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Without dropout and with a higher learning rate than the defaults: these few steps must learn.
 TINY = dict(cnn_features=(8, 16), cnn_hidden_size=32, dense_hidden_sizes=(64,), dropout_rate=0.0, batch_size=32,
@@ -109,7 +111,6 @@ def test_cli_reports_a_user_error_in_one_line(tmp_path):
 
 
 @pytest.mark.real_data
-@pytest.mark.slow
 def test_short_real_mnist_run_beats_95_percent(real_data_dir, tmp_path):
     config = ImageClassifierConfig(workdir=str(tmp_path), data_dir=real_data_dir, model="cnn", epochs=1,
                                    train_examples=20_000, **TINY)

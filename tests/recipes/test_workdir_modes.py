@@ -13,6 +13,8 @@ from vaecnn.recipes.vae_workdir import evaluate_workdir, sample_workdir
 
 from test_text_classifier import toy_files, trained  # noqa: F401 -- the shared trained text run
 
+pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
 

@@ -12,7 +12,7 @@ import flax.linen as nn
 import jax
 import jax.numpy as jnp
 
-from vaecnn.arith.formulas import (_require_positive_int, conv_output_shape, conv_params, count_params,
+from vaecnn.arith.formulas import (require_positive_int, conv_output_shape, conv_params, count_params,
                                    dense_params)
 
 
@@ -107,12 +107,12 @@ def dense_vs_conv_table(
     high?": dense parameters grow as n^4, the conv's stay constant, and the
     activation memory grows only as n^2.
     """
-    in_channels = _require_positive_int("in_channels", in_channels)
-    out_channels = _require_positive_int("out_channels", out_channels)
-    kernel = _require_positive_int("kernel", kernel)
+    in_channels = require_positive_int("in_channels", in_channels)
+    out_channels = require_positive_int("out_channels", out_channels)
+    kernel = require_positive_int("kernel", kernel)
     rows = []
     for n in sizes:
-        n = _require_positive_int("sizes entries", n)
+        n = require_positive_int("sizes entries", n)
         input_shape = (n, n, in_channels)
         # The formulas first: they also reject inputs smaller than the kernel,
         # for which XLA would silently return empty feature maps.

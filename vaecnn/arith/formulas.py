@@ -28,7 +28,7 @@ _CEIL_PADDINGS = ("SAME", "SAME_LOWER", "CIRCULAR", "REFLECT", "CAUSAL")
 _PADDING_NAMES = ("VALID",) + _CEIL_PADDINGS
 
 
-def _require_positive_int(name: str, value: Any) -> int:
+def require_positive_int(name: str, value: Any) -> int:
     """Returns ``value`` as an int, or raises ValueError if it is not >= 1."""
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < 1:
         raise ValueError(f"{name} must be a positive integer, got {value!r}")
@@ -95,10 +95,10 @@ def conv_output_size(
         ValueError: for non-positive sizes, an unknown padding, or a (dilated)
             kernel larger than the padded input, which would leave no output.
     """
-    input_size = _require_positive_int("input_size", input_size)
-    kernel_size = _require_positive_int("kernel_size", kernel_size)
-    stride = _require_positive_int("stride", stride)
-    dilation = _require_positive_int("dilation", dilation)
+    input_size = require_positive_int("input_size", input_size)
+    kernel_size = require_positive_int("kernel_size", kernel_size)
+    stride = require_positive_int("stride", stride)
+    dilation = require_positive_int("dilation", dilation)
     dilated_kernel = dilation * (kernel_size - 1) + 1
 
     if isinstance(padding, str):
@@ -214,7 +214,7 @@ def _kernel_tuple(kernel_shape: int | Sequence[int]) -> tuple[int, ...]:
     sizes = (kernel_shape,) if isinstance(kernel_shape, (int, np.integer)) else tuple(kernel_shape)
     if not sizes:
         raise ValueError("kernel_shape must have at least one spatial axis")
-    return tuple(_require_positive_int("kernel_shape entries", k) for k in sizes)
+    return tuple(require_positive_int("kernel_shape entries", k) for k in sizes)
 
 
 def dense_params(in_features: int, out_features: int, bias: bool = True) -> int:
@@ -227,8 +227,8 @@ def dense_params(in_features: int, out_features: int, bias: bool = True) -> int:
     The notes' image example flattens 10x10x3 -> 10x10x20:
     ``dense_params(300, 2000, bias=False) == 600_000``.
     """
-    in_features = _require_positive_int("in_features", in_features)
-    out_features = _require_positive_int("out_features", out_features)
+    in_features = require_positive_int("in_features", in_features)
+    out_features = require_positive_int("out_features", out_features)
     return in_features * out_features + (out_features if bias else 0)
 
 
@@ -257,14 +257,14 @@ def conv_params(
         bias: whether each filter has a bias.
     """
     kernel = _kernel_tuple(kernel_shape)
-    in_channels = _require_positive_int("in_channels", in_channels)
-    out_channels = _require_positive_int("out_channels", out_channels)
+    in_channels = require_positive_int("in_channels", in_channels)
+    out_channels = require_positive_int("out_channels", out_channels)
     return math.prod(kernel) * in_channels * out_channels + (out_channels if bias else 0)
 
 
 def embedding_params(vocab_size: int, dim: int) -> int:
     """Trainable floats of an embedding table ``(vocab_size, dim)``: ``vocab_size * dim``."""
-    return _require_positive_int("vocab_size", vocab_size) * _require_positive_int("dim", dim)
+    return require_positive_int("vocab_size", vocab_size) * require_positive_int("dim", dim)
 
 
 def dense_macs(in_features: int, out_features: int) -> int:
@@ -273,7 +273,7 @@ def dense_macs(in_features: int, out_features: int) -> int:
     The bias add is not a MAC; multiply by the number of vectors (batch, time
     steps) for a whole batch.
     """
-    return _require_positive_int("in_features", in_features) * _require_positive_int(
+    return require_positive_int("in_features", in_features) * require_positive_int(
         "out_features", out_features
     )
 
@@ -298,8 +298,8 @@ def conv_macs(
     return (
         math.prod(output)
         * math.prod(kernel)
-        * _require_positive_int("in_channels", in_channels)
-        * _require_positive_int("out_channels", out_channels)
+        * require_positive_int("in_channels", in_channels)
+        * require_positive_int("out_channels", out_channels)
     )
 
 

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from vaecnn.config import option
-from vaecnn.data import tfds_source
+from vaecnn.data import LocalCopy, data_root, tfds_source
 from vaecnn.errors import DataError
 
 IDX_DATASETS = ("mnist", "fashion_mnist")
@@ -136,7 +136,7 @@ def load_digits() -> dict[str, ImageSplit]:
 def load_tfds_dataset(name: str, tfds_data_dir: str | None = None) -> dict[str, ImageSplit]:
     """MNIST-like datasets through `tfds.data_source` (ArrayRecord random access; no TensorFlow),
     under vaecnn.data.tfds_source's policy (download only when the host answers)."""
-    sources = tfds_source.open_sources(name, {"train": "train", "test": "test"}, tfds_data_dir, _local_hint(name))
+    sources = tfds_source.open_sources(name, {"train": "train", "test": "test"}, tfds_data_dir, _local_copy(name))
     splits = {}
     for split, source in sources.items():
         examples = [source[i] for i in range(len(source))]
@@ -146,13 +146,10 @@ def load_tfds_dataset(name: str, tfds_data_dir: str | None = None) -> dict[str, 
     return splits
 
 
-def _local_hint(name: str) -> str:
+def _local_copy(name: str) -> LocalCopy:
     files = ", ".join(stem + ".gz" for pair in _IDX_FILES.values() for stem in pair)
-    return f"a folder holding {name}/ with the four IDX files ({files}); or use --dataset=digits for an offline demo"
-
-
-def _missing_data_message(name: str, reason: str) -> str:
-    return tfds_source.missing_data_message(name, reason, _local_hint(name))
+    return LocalCopy(f"a folder holding {name}/ with the four IDX files ({files})",
+                     "or use --dataset=digits for an offline demo")
 
 
 def load_image_dataset(name: str, data_dir: str | None = None,
@@ -162,13 +159,13 @@ def load_image_dataset(name: str, data_dir: str | None = None,
         return load_digits()
     if name not in IDX_DATASETS:
         raise DataError(f"unknown dataset {name!r}; choose one of {', '.join(DATASETS)}")
-    data_dir = tfds_source.data_root(data_dir)
+    data_dir = data_root(data_dir)
     if data_dir is not None:
         if not os.path.isdir(data_dir):
-            raise DataError(_missing_data_message(name, f"the data folder {data_dir} does not exist"))
+            raise tfds_source.missing_data(name, f"the data folder {data_dir} does not exist", _local_copy(name))
         folder = _idx_folder(name, data_dir)
         if folder is None:
-            raise DataError(_missing_data_message(name, f"{data_dir} has no {name}/ folder of IDX files"))
+            raise tfds_source.missing_data(name, f"{data_dir} has no {name}/ folder of IDX files", _local_copy(name))
         return load_idx_dataset(folder)
     return load_tfds_dataset(name, tfds_data_dir)
 

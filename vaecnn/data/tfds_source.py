@@ -1,7 +1,7 @@
 """TFDS through `tfds.data_source` (random access, no TensorFlow), with one policy for every data set.
 
     sources = open_sources("mnist", {"train": "train", "test": "test"}, data_dir=None,
-                           local_hint="a folder holding mnist/ with the four IDX files")
+                           local=LocalCopy("a folder holding mnist/ with the four IDX files"))
 
 The policy, for images and text alike:
   1. open the prepared copy in `data_dir` (TFDS's own folder by default);
@@ -12,21 +12,14 @@ The policy, for images and text alike:
      point --data_dir at local files.
 """
 
-import os
 import socket
 from collections.abc import Mapping
 from typing import Any
 
+from vaecnn.data import DATA_DIR_ENV, LocalCopy
 from vaecnn.errors import DataError
 
-DATA_DIR_ENV = "VAECNN_DATA_DIR"
 _TFDS_HOST = ("storage.googleapis.com", 443)
-
-
-def data_root(data_dir: str | os.PathLike | None) -> str | None:
-    """The local datasets folder: `data_dir` (the --data_dir flag), else $VAECNN_DATA_DIR, else None.
-    The one place either is read, for images and text alike."""
-    return os.fspath(data_dir) if data_dir else os.environ.get(DATA_DIR_ENV) or None
 
 
 def import_tfds():
@@ -50,12 +43,12 @@ def host_reachable(address: tuple[str, int] = _TFDS_HOST, timeout: float = 3.0) 
         return False
 
 
-def missing_data_message(name: str, reason: str, local_hint: str) -> str:
-    """'no local copy of <name>: <reason>. Point --data_dir at <local_hint>...' -- local_hint may end
-    with an alternative after a semicolon ('...; or use --dataset=digits')."""
-    folder, _, alternative = local_hint.partition("; ")
-    return (f"no local copy of {name}: {reason}. Point --data_dir (or {DATA_DIR_ENV}) at {folder}, e.g. "
-            f"--data_dir=../shared/datasets" + (f"; {alternative}" if alternative else ""))
+def missing_data(name: str, reason: str, local: LocalCopy) -> DataError:
+    """'no local copy of <name>: <reason>. Point --data_dir at <local.folder>...; <local.alternative>',
+    with `local` as the error's hint."""
+    return DataError(f"no local copy of {name}: {reason}. Point --data_dir (or {DATA_DIR_ENV}) at {local.folder}, "
+                     "e.g. --data_dir=../shared/datasets" + (f"; {local.alternative}" if local.alternative else ""),
+                     hint=local)
 
 
 def _first_line(error: BaseException) -> str:
@@ -63,10 +56,10 @@ def _first_line(error: BaseException) -> str:
     return f"{type(error).__name__}: {text.splitlines()[0] if text else ''}"
 
 
-def open_sources(name: str, splits: Mapping[str, str], data_dir: str | None, local_hint: str) -> dict[str, Any]:
+def open_sources(name: str, splits: Mapping[str, str], data_dir: str | None, local: LocalCopy) -> dict[str, Any]:
     """{our split: tfds data source of `name`'s TFDS split}, under the policy of the module docstring.
 
-    Raises DataError (naming --data_dir and `local_hint`) when the data set cannot be had.
+    Raises DataError (naming --data_dir and `local`) when the data set cannot be had.
     """
     tfds = import_tfds()
 
@@ -82,19 +75,15 @@ def open_sources(name: str, splits: Mapping[str, str], data_dir: str | None, loc
         builder = tfds.builder(name, data_dir=data_dir)
         prepared = builder.is_prepared()
     except Exception as error:
-        raise DataError(missing_data_message(name, f"TFDS cannot build it ({_first_line(error)})",
-                                             local_hint)) from error
+        raise missing_data(name, f"TFDS cannot build it ({_first_line(error)})", local) from error
     if prepared:  # prepared, but not readable without TensorFlow (TFRecord) or damaged
-        raise DataError(missing_data_message(
-            name, f"the TFDS copy in {builder.data_dir} cannot be read without TensorFlow "
-                  f"({_first_line(first_error)})", local_hint)) from first_error
+        raise missing_data(name, f"the TFDS copy in {builder.data_dir} cannot be read without TensorFlow "
+                                 f"({_first_line(first_error)})", local) from first_error
     if not host_reachable():
-        raise DataError(missing_data_message(
-            name, f"TFDS has no prepared copy in {builder.data_dir} and its download host cannot be reached",
-            local_hint)) from first_error
+        raise missing_data(name, f"TFDS has no prepared copy in {builder.data_dir} and its download host cannot "
+                                 "be reached", local) from first_error
     try:
         builder.download_and_prepare(file_format="array_record")
         return open_all()
     except Exception as error:
-        raise DataError(missing_data_message(name, f"downloading it through TFDS failed ({_first_line(error)})",
-                                             local_hint)) from error
+        raise missing_data(name, f"downloading it through TFDS failed ({_first_line(error)})", local) from error

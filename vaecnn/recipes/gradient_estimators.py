@@ -24,7 +24,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from vaecnn import config as vconfig
-from vaecnn import report
+from vaecnn import report, rng
 from vaecnn.config import option
 from vaecnn.data.images import data_dir_option, dataset_option
 from vaecnn.errors import ConfigError
@@ -93,7 +93,7 @@ def make_measurement(task: vae.VAETask, x_BxHxWxC: jax.Array, sample_sizes: list
                 for name, (_, smallest) in ESTIMATORS.items() for s in sample_sizes if s >= smallest}
 
     def measure(params, key) -> list[dict]:
-        results = {cell: [float(v) for v in fn(params, jax.random.fold_in(key, index))]
+        results = {cell: [float(v) for v in fn(params, rng.batch_key(key, index))]
                    for index, (cell, fn) in enumerate(compiled.items())}
         squared_norm = results[(REFERENCE, max(sample_sizes))][1]
         return [{"estimator": name, "num_samples": s, "total_variance": variance,
@@ -152,7 +152,7 @@ def run(config: GradientEstimatorsConfig) -> dict[str, Any]:
     vconfig.save(config, config.workdir, keep_existing=True)
     splits = vae.load_splits(vae_config)
     task = vae.make_task(vae_config, splits["test"].images.shape[1:])
-    key = jax.random.fold_in(jax.random.key(vae_config.seed), 30_000)
+    key = rng.stream(vae_config.seed, "gradient_measurements")
     x_BxHxWxC = task.inputs(key, jnp.asarray(splits["test"].images[:config.num_images]))
     measure = make_measurement(task, x_BxHxWxC, sample_sizes, config.num_estimates)
     log = report.MetricsLog(os.path.join(config.workdir, "gradient_variance.jsonl"))
@@ -160,7 +160,7 @@ def run(config: GradientEstimatorsConfig) -> dict[str, Any]:
     def on_epoch_end(epoch: int, params) -> None:
         if epoch in measure_epochs:
             logging.info("measuring gradient variances after epoch %d", epoch)
-            log.append({"epoch": epoch, "rows": measure(params, jax.random.fold_in(key, epoch))})
+            log.append({"epoch": epoch, "rows": measure(params, rng.batch_key(key, epoch))})
 
     vae_results = vae.run(vae_config, on_epoch_end=on_epoch_end)
     by_epoch = {line["epoch"]: line for line in log.read()}  # a rerun's line replaces an older one

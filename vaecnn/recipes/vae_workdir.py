@@ -15,13 +15,10 @@ import jax
 import numpy as np
 
 from vaecnn import config as vconfig
-from vaecnn import report, sharding, train
+from vaecnn import report, rng, sharding, train
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.models.vae import VAE
 from vaecnn.recipes.vae import (VAEConfig, importance_weighted_nll, load_splits, make_task, make_vae_optimizer)
-
-SAMPLE_KEY_OFFSET = 40_000  # fold_in(seed key, this): the draws of sample_workdir, apart from training's
-
 
 def _restored(workdir: str, data_dir: str | None) -> tuple[VAEConfig, Any, Any, ArrayBatcher, jax.sharding.Mesh]:
     """(config, task, parameters, test batcher, mesh) of a trained workdir."""
@@ -44,12 +41,12 @@ def evaluate_workdir(workdir: str, *, eval_iw_samples: int = 0, iw_chunk_size: i
     """The test -ELBO, reconstruction and KL of the workdir's newest checkpoint (nats per example) and,
     with eval_iw_samples = k > 0, the k-sample importance-weighted estimate of -log p(x)."""
     config, task, params, test_data, mesh = _restored(workdir, data_dir)
-    metrics = train.evaluate(train.make_eval_step(task, mesh), params, test_data, train.eval_key(config.seed),
+    metrics = train.evaluate(train.make_eval_step(task, mesh), params, test_data, rng.stream(config.seed, "evaluation"),
                              sharding.batch_sharded(mesh))
     results = {"test_neg_elbo": metrics["neg_elbo"], "test_recon": metrics["recon"], "test_kl": metrics["kl"]}
     if eval_iw_samples:
         results["test_nll_iw"] = importance_weighted_nll(
-            task, params, test_data, jax.random.fold_in(jax.random.key(config.seed), 20_000), eval_iw_samples,
+            task, params, test_data, rng.stream(config.seed, "test_likelihood"), eval_iw_samples,
             iw_chunk_size)
         results["iw_samples"] = eval_iw_samples
     return results
@@ -59,7 +56,7 @@ def sample_workdir(workdir: str, num_images: int, *, data_dir: str | None = None
     """Decodes `num_images` draws z ~ N(0, I) with the workdir's model into one grid,
     workdir/samples_<num_images>.png, and returns its path."""
     config, task, params, _, _ = _restored(workdir, data_dir)
-    key = jax.random.fold_in(jax.random.key(config.seed), SAMPLE_KEY_OFFSET)
+    key = rng.stream(config.seed, "samples")
     z_NxZ = jax.random.normal(key, (num_images, task.model.encoder.latent_dim))
     images = jax.jit(lambda params, z: task.model.apply({"params": params}, z, method=VAE.mean_image))(params, z_NxZ)
     path = os.path.join(workdir, f"samples_{num_images}.png")

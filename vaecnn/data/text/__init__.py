@@ -10,7 +10,7 @@
 Data flows one way::
 
     files / TFDS  ->  TextDataset (raw strings + int labels, per split; LoadReport of what was skipped)
-                  ->  Vocabulary (built from the TRAINING split only; JSON save/load)
+                  ->  Vocabulary (built from the TRAINING split only; saved in text_pipeline.json)
                   ->  EncodedDataset (ragged int32 token ids, lengths; truncation counted)
                   ->  TextBatcher (length buckets: a handful of static shapes for a jitted step)
 

@@ -4,19 +4,17 @@ buckets and the TextBatcher that serves them to the engine."""
 from __future__ import annotations
 
 import dataclasses
-import logging
 import math
 import os
 from collections.abc import Callable, Iterator, Sequence
 from typing import Any
 
-import jax
 import numpy as np
+from absl import logging
 
 from vaecnn.data.text.records import LoadReport, TextDataset
 from vaecnn.data.text.tokens import UNK_ID, Vocabulary, build_vocabulary, tokenize
 
-logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
@@ -96,7 +94,7 @@ def encode_dataset(dataset: TextDataset, vocab: Vocabulary, max_len: int | None 
             total += int(ids.size)
         token_ids.append(ids)
     if truncated:
-        logger.info("%d of %d examples%s were longer than max_len=%s tokens and were truncated", truncated,
+        logging.info("%d of %d examples%s were longer than max_len=%s tokens and were truncated", truncated,
                     len(dataset), f" ({split})" if split else "", max_len)
     if report is not None and split is not None:
         report.truncated[split] = report.truncated.get(split, 0) + truncated
@@ -252,22 +250,15 @@ class TextBatcher:
     For evaluation splits pass ``boundaries=train_batcher.boundaries`` so they reuse the compiled shapes.
     """
 
-    def __init__(self, data: EncodedDataset, batch_size: int, *, num_buckets: int = 4,
-                 boundaries: Sequence[int] | None = None, bucket_method: str = "min_padding",
-                 min_length: int = 1, multiple_of: int = 1, sharding: jax.sharding.Sharding | None = None,
+    def __init__(self, data: EncodedDataset, batch_size: int, *, boundaries: Sequence[int],
                  include_index: bool = False):
         """Buckets ``data``.
 
         Args:
             data: the encoded split.
             batch_size: ``B``, fixed for every batch.
-            num_buckets: see :func:`bucket_boundaries` (ignored when ``boundaries`` is given).
-            bucket_method: ``method`` of :func:`bucket_boundaries`.
-            boundaries: explicit bucket lengths (e.g. another batcher's ``boundaries``); this data's longest
-                length is appended if it is longer.
-            min_length: the smallest ``T`` (e.g. the widest CNN filter).
-            multiple_of: round every ``T`` up to a multiple of this.
-            sharding: if given, every batch is ``jax.device_put(batch, sharding)``; else batches are numpy.
+            boundaries: the bucket lengths (:func:`bucket_boundaries` of the training split, as
+                TextPipeline keeps them); this data's longest length is appended if it is longer.
             include_index: add the ``index`` entry (to map predictions back to examples).
         """
         if batch_size < 1:
@@ -276,12 +267,9 @@ class TextBatcher:
             raise ValueError("cannot batch an empty dataset")
         self.data = data
         self.batch_size = int(batch_size)
-        self.sharding = sharding
         self.include_index = include_index
         lengths = np.asarray(data.lengths)
-        self.boundaries: tuple[int, ...] = bucket_boundaries(
-            lengths, num_buckets, boundaries=boundaries, method=bucket_method, min_length=min_length,
-            multiple_of=multiple_of)
+        self.boundaries: tuple[int, ...] = bucket_boundaries(lengths, boundaries=boundaries)
         bucket_of = np.searchsorted(np.asarray(self.boundaries), lengths, side="left")
         self._members: list[np.ndarray] = []
         self._tokens: list[np.ndarray] = []   # per bucket: int32 [n_b, T_b]
@@ -351,8 +339,6 @@ class TextBatcher:
         batch = {"tokens": tokens_BxT, "length": length_B, "label": label_B, "mask": mask_B}
         if self.include_index:
             batch["index"] = index_B
-        if self.sharding is not None:
-            batch = jax.device_put(batch, self.sharding)
         return batch
 
     def eval_batches(self) -> Iterator[dict[str, Any]]:

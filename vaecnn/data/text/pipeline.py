@@ -20,10 +20,12 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from absl import logging
 
+from vaecnn import report
+
 from vaecnn.data.text.encoding import (EncodedDataset, TextBatcher, bucket_boundaries, encode_dataset,
                                        vocabulary_from_dataset)
 from vaecnn.data.text.records import LoadReport, TextDataError, TextDataset
-from vaecnn.data.text.tokens import Vocabulary, read_json_file, write_json_file
+from vaecnn.data.text.tokens import Vocabulary, read_json_file
 
 PIPELINE_FILE = "text_pipeline.json"
 _FORMAT = "vaecnn.text.TextPipeline"
@@ -77,7 +79,7 @@ class TextPipeline:
         return TextDataset(list(sentences), np.zeros(len(sentences), np.int32), self.class_names)
 
     def save(self, workdir: str) -> None:
-        write_json_file(os.path.join(workdir, PIPELINE_FILE), {
+        report.write_json(os.path.join(workdir, PIPELINE_FILE), {
             "format": _FORMAT, "vocab": self.vocab.to_dict(), "class_names": list(self.class_names),
             "max_len": self.max_len, "boundaries": list(self.boundaries)})
 

@@ -4,15 +4,14 @@ readers of GLUE TSV and Kim's "label text" lines (UTF-8, else Latin-1; split on 
 from __future__ import annotations
 
 import dataclasses
-import logging
 import os
 from collections.abc import Sequence
 
 import numpy as np
+from absl import logging
 
 from vaecnn.errors import DataError
 
-logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
@@ -63,10 +62,6 @@ class TextDataset:
         """The examples at ``indices`` (e.g. one cross-validation fold)."""
         indices = np.asarray(indices, dtype=np.int64)
         return TextDataset([self.texts[i] for i in indices], self.labels[indices], self.class_names)
-
-    def class_counts(self) -> np.ndarray:
-        """int ``[C]``: the number of examples of each class."""
-        return np.bincount(self.labels, minlength=self.num_classes)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -189,7 +184,7 @@ def read_text_lines(path: PathLike, report: LoadReport | None = None) -> list[st
     except UnicodeDecodeError as e:
         text = raw.decode("latin-1")
         encoding = "latin-1"
-        logger.info("%s is not valid UTF-8 (%s); decoded it as Latin-1", path, e.reason)
+        logging.info("%s is not valid UTF-8 (%s); decoded it as Latin-1", path, e.reason)
     if report is not None:
         report.encodings[path] = encoding
     lines = text.split("\n")

@@ -1,21 +1,19 @@
 """The named data sets: GLUE TSV, Kim's files, MR, TFDS text data sets, and `load_text_dataset`,
-which dispatches on a short name under one datasets root (vaecnn.data.tfds_source.data_root)."""
+which dispatches on a short name under one datasets root (vaecnn.data.data_root)."""
 
 from __future__ import annotations
 
-import logging
 import os
 from collections.abc import Mapping, Sequence
 
 import numpy as np
 
-from vaecnn.data import tfds_source
+from vaecnn.data import DATA_DIR_ENV, LocalCopy, data_root, tfds_source
 from vaecnn.errors import ConfigError
 from vaecnn.data.text.records import (BINARY_CLASS_NAMES, EMPTY_LINE, MISSING_TEXT, UNKNOWN_LABEL, UNLABELED,
                                       LoadReport, TextDataError, TextDataset, TextSplits, _finish, read_glue_tsv,
                                       read_kim_lines, read_text_lines)
 
-logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
@@ -103,8 +101,8 @@ TFDS_TEXT_SOURCES: dict[str, tuple[str, dict[str, str]]] = {
     "glue/sst2": ("sentence", {"train": "train", "dev": "validation"}),
     "imdb_reviews": ("text", {"train": "train", "test": "test"}),
 }
-_TFDS_LOCAL_HINT = ("a folder holding mr/ and sst2/ (--dataset=mr, sst2, stsa.binary or stsa.fine), or pass "
-                    "--train_file")
+_TFDS_LOCAL_COPY = LocalCopy("a folder holding mr/ and sst2/ (--dataset=mr, sst2, stsa.binary or stsa.fine)",
+                             "or pass --train_file")
 
 
 def load_tfds_text(name: str, *, splits: Mapping[str, str] | None = None, data_dir: PathLike | None = None,
@@ -133,7 +131,7 @@ def load_tfds_text(name: str, *, splits: Mapping[str, str] | None = None, data_d
     text_key = text_key or default_text_key
     splits = dict(splits or default_splits)
     data_dir = os.fspath(data_dir) if data_dir is not None else None
-    sources = tfds_source.open_sources(name, splits, data_dir, _TFDS_LOCAL_HINT)
+    sources = tfds_source.open_sources(name, splits, data_dir, _TFDS_LOCAL_COPY)
     class_names = tuple(tfds_source.import_tfds().builder(name, data_dir=data_dir).info.features[label_key].names)
     report = LoadReport()
     data: dict[str, TextDataset] = {}
@@ -191,9 +189,9 @@ def load_text_dataset(name: str, data_dir: PathLike | None = None) -> TextSplits
         return load_tfds_text(name[len("tfds:"):], data_dir=data_dir)
     if name not in TEXT_DATASETS:
         raise ConfigError(f"unknown text data set {name!r}; known: {sorted(TEXT_DATASETS)} or 'tfds:<name>'")
-    data_dir = tfds_source.data_root(data_dir)
+    data_dir = data_root(data_dir)
     if data_dir is None:
-        raise ConfigError(f"no data_dir given and {tfds_source.DATA_DIR_ENV} is unset; cannot find {name!r}")
+        raise ConfigError(f"no data_dir given and {DATA_DIR_ENV} is unset; cannot find {name!r}")
     folder = os.path.join(os.fspath(data_dir), TEXT_DATASETS[name])
     if name == "mr":
         return load_mr(folder)

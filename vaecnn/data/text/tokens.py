@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import collections
 import json
-import logging
 import os
 import re
 from collections.abc import Iterable, Sequence
@@ -12,10 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from vaecnn import report
 from vaecnn.data.text.records import MissingTextFileError, TextDataError
 
-logger = logging.getLogger(__name__)
 
 PathLike = str | os.PathLike
 
@@ -144,10 +141,6 @@ class Vocabulary:
                 added.append(token)
         return Vocabulary([*self.itos, *added], min_freq=self.min_freq, max_size=self.max_size)
 
-    def decode(self, ids: Iterable[int]) -> list[str]:
-        """Maps ids back to tokens (padding ids included)."""
-        return [self.itos[int(i)] for i in ids]
-
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready: the id-ordered tokens and how they were chosen."""
         return {"format": _VOCAB_FORMAT, "version": 1, "min_freq": self.min_freq, "max_size": self.max_size,
@@ -166,23 +159,6 @@ class Vocabulary:
             return cls(tokens, min_freq=payload.get("min_freq"), max_size=payload.get("max_size"))
         except ValueError as e:  # <pad>/<unk> not first, repeated tokens
             raise TextDataError(f"{where}: a damaged vocabulary: {e}") from e
-
-    def save(self, path: PathLike) -> None:
-        """Writes the vocabulary as JSON (UTF-8) to ``path``."""
-        write_json_file(path, self.to_dict())
-
-    @classmethod
-    def load(cls, path: PathLike) -> "Vocabulary":
-        """Reads a vocabulary written by :meth:`save`; anything else, or a damaged file, is a TextDataError."""
-        return cls.from_dict(read_json_file(path, "the vocabulary is written by training"), os.fspath(path))
-
-
-def write_json_file(path: PathLike, payload: Any) -> None:
-    """Writes `payload` as UTF-8 JSON (by process 0 only in a multi-process run: report.is_writer)."""
-    if not report.is_writer():
-        return
-    with open(path, "w", encoding="utf-8") as f:
-        json.dump(payload, f, ensure_ascii=False)
 
 
 def read_json_file(path: PathLike, written_by: str) -> Any:
