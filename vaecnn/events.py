@@ -28,7 +28,7 @@ class EventWriter:
 
     Written synchronously, in the caller's thread, with tensorboardX's own summaries and record format:
     its SummaryWriter writes from a background thread, where a full disk is a traceback and a queue that
-    can block the run forever; here a failed write raises in the run itself (one line, vaecnn.workdir).
+    can block the run forever; here a failed write raises in the run itself (one line, vaecnn.disk).
     The file is created by the first write, not before: a resumed run that stops at once (a damaged
     checkpoint, a checkpoint of another model) leaves the workdir's files as they were. On the processes
     other than 0 of a multi-process run nothing is written.
