@@ -66,10 +66,11 @@ def tree_digest(tree: Any, record: dict[str, Any]) -> str:
 class Checkpointer:
     """Saves and restores (pytree, json) pairs under `directory`, keyed by epoch."""
 
-    def __init__(self, directory: str, max_to_keep: int = 2):
+    def __init__(self, directory: str, max_to_keep: int = 2, keep_period: int | None = None):
+        """Keeps the newest `max_to_keep` checkpoints, and with `keep_period` = N every N-th epoch's too."""
         self.directory = os.path.abspath(directory)
         # Synchronous: the file digests are taken from the finished checkpoint (a few MB; milliseconds).
-        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, create=True,
+        options = ocp.CheckpointManagerOptions(max_to_keep=max_to_keep, keep_period=keep_period, create=True,
                                                enable_async_checkpointing=False)
         self._manager = ocp.CheckpointManager(self.directory, options=options)
 

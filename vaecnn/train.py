@@ -48,6 +48,8 @@ class TrainConfig:
     seed: int = 0
     eval_batch_size: int = 1000
     keep_checkpoints: int = 2
+    # Every N-th epoch's checkpoint is also kept for good (0: none), to evaluate along a long run.
+    keep_checkpoint_every: int = 0
     log_every_seconds: float = 30.0
     # Model selection: keep the parameters of the epoch with the best value of `select_metric`
     # (an eval split and metric, e.g. "dev/accuracy"); None keeps the last epoch's.
@@ -321,7 +323,8 @@ class _Training:
         self.state = init_state(task, optimizer, jax.device_put(self.chunks.first_batch(), self.batch_sharding),
                                 init_key, mesh)
         self.select = config.select_metric is not None
-        self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints)
+        self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
+                                         keep_period=config.keep_checkpoint_every or None)
         # The position of an epoch stopped by a signal: one checkpoint, replaced by the epoch's own at its end.
         self.stopped = Checkpointer(os.path.join(workdir, STOPPED_DIR), max_to_keep=1)
         self.metrics_log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))

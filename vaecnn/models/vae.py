@@ -22,18 +22,21 @@ from vaecnn.models.conv import Conv, ConvTranspose
 
 LIKELIHOODS = ("bernoulli", "gaussian")
 ARCHS = ("mlp", "conv")
+# The hidden layers' nonlinearity: ReLU by default; tanh is Burda et al.'s (2015) 784-200-200-50 network.
+ACTIVATIONS = {"relu": nn.relu, "tanh": nn.tanh}
 
 
 class MLPEncoder(nn.Module):
-    """q(z|x) = N(mean, diag(exp(logvar))): flatten, ReLU MLP, two linear heads."""
+    """q(z|x) = N(mean, diag(exp(logvar))): flatten, MLP (ReLU or tanh), two linear heads."""
     hidden_sizes: Sequence[int]
     latent_dim: int
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
         h_BxF = x_BxHxWxC.reshape(x_BxHxWxC.shape[0], -1)
         for size in self.hidden_sizes:
-            h_BxF = nn.relu(nn.Dense(size)(h_BxF))
+            h_BxF = ACTIVATIONS[self.activation](nn.Dense(size)(h_BxF))
         mean_BxZ = nn.Dense(self.latent_dim, name="mean")(h_BxF)
         logvar_BxZ = nn.Dense(self.latent_dim, name="logvar")(h_BxF)
         return mean_BxZ, logvar_BxZ
@@ -43,12 +46,13 @@ class MLPDecoder(nn.Module):
     """z -> one output per pixel (Bernoulli logits or Gaussian means), over any leading axes."""
     hidden_sizes: Sequence[int]
     output_shape: Sequence[int]  # (H, W, C)
+    activation: str = "relu"
 
     @nn.compact
     def __call__(self, z_NxZ: jax.Array) -> jax.Array:
         h = z_NxZ
         for size in self.hidden_sizes:
-            h = nn.relu(nn.Dense(size)(h))
+            h = ACTIVATIONS[self.activation](nn.Dense(size)(h))
         out = nn.Dense(math.prod(self.output_shape), name="pixels")(h)
         return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
 
@@ -62,13 +66,14 @@ class ConvEncoder(nn.Module):
     features: Sequence[int]
     hidden_sizes: Sequence[int]
     latent_dim: int
+    activation: str = "relu"  # of the dense layers
 
     @nn.compact
     def __call__(self, x_BxHxWxC: jax.Array) -> tuple[jax.Array, jax.Array]:
         h_BxHxWxF = x_BxHxWxC
         for size in self.features:
             h_BxHxWxF = nn.relu(Conv(size, (3, 3), strides=(2, 2), padding="SAME")(h_BxHxWxF))
-        return MLPEncoder(self.hidden_sizes, self.latent_dim)(h_BxHxWxF)
+        return MLPEncoder(self.hidden_sizes, self.latent_dim, self.activation)(h_BxHxWxF)
 
 
 class ConvDecoder(nn.Module):
@@ -82,6 +87,7 @@ class ConvDecoder(nn.Module):
     features: Sequence[int]
     hidden_sizes: Sequence[int]
     output_shape: Sequence[int]  # (H, W, C)
+    activation: str = "relu"  # of the dense layers
 
     @nn.compact
     def __call__(self, z_NxZ: jax.Array) -> jax.Array:
@@ -92,7 +98,7 @@ class ConvDecoder(nn.Module):
                              f"by {stride}, got {height}x{width}")
         seed_shape = (height // stride, width // stride, self.features[-1])
         # Convolutions take one batch axis: fold the leading axes (samples x batch) into it.
-        h_MxHxWxF = nn.relu(MLPDecoder(self.hidden_sizes, seed_shape)(z_NxZ)).reshape((-1,) + seed_shape)
+        h_MxHxWxF = nn.relu(MLPDecoder(self.hidden_sizes, seed_shape, self.activation)(z_NxZ)).reshape((-1,) + seed_shape)
         # Named as the nn.ConvTranspose layers these compute, so parameter trees and checkpoints keep their names.
         for index, size in enumerate(reversed(self.features[:-1])):
             h_MxHxWxF = nn.relu(ConvTranspose(size, (3, 3), (2, 2), name=f"ConvTranspose_{index}")(h_MxHxWxF))
@@ -160,15 +166,18 @@ class VAE(nn.Module):
 
 def make_vae(image_shape: Sequence[int], hidden_sizes: Sequence[int], latent_dim: int,
              likelihood: str = "bernoulli", gaussian_logvar: float | None = 0.0, arch: str = "mlp",
-             conv_features: Sequence[int] = (32, 64)) -> VAE:
-    """An MLP or convolutional VAE; the decoder mirrors the encoder (hidden sizes and conv features)."""
+             conv_features: Sequence[int] = (32, 64), activation: str = "relu") -> VAE:
+    """An MLP or convolutional VAE; the decoder mirrors the encoder (hidden sizes and conv features).
+    `activation` (relu or tanh) is the dense hidden layers' nonlinearity; the conv layers keep ReLU."""
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {tuple(ACTIVATIONS)}, got {activation!r}")
     decoder_sizes = tuple(reversed(hidden_sizes))
     if arch == "mlp":
-        encoder = MLPEncoder(tuple(hidden_sizes), latent_dim)
-        decoder = MLPDecoder(decoder_sizes, tuple(image_shape))
+        encoder = MLPEncoder(tuple(hidden_sizes), latent_dim, activation)
+        decoder = MLPDecoder(decoder_sizes, tuple(image_shape), activation)
     elif arch == "conv":
-        encoder = ConvEncoder(tuple(conv_features), tuple(hidden_sizes), latent_dim)
-        decoder = ConvDecoder(tuple(conv_features), decoder_sizes, tuple(image_shape))
+        encoder = ConvEncoder(tuple(conv_features), tuple(hidden_sizes), latent_dim, activation)
+        decoder = ConvDecoder(tuple(conv_features), decoder_sizes, tuple(image_shape), activation)
     else:
         raise ValueError(f"arch must be one of {ARCHS}, got {arch!r}")
     return VAE(encoder=encoder, decoder=decoder, likelihood=likelihood, gaussian_logvar=gaussian_logvar)

@@ -25,7 +25,7 @@ from vaecnn.data.images import (ImageSplit, binarize, binarize_once, data_dir_op
                                  load_image_dataset)
 from vaecnn.errors import ConfigError
 from vaecnn.events import EventWriter, open_events
-from vaecnn.models.vae import ARCHS, LIKELIHOODS, VAE, make_vae
+from vaecnn.models.vae import ACTIVATIONS, ARCHS, LIKELIHOODS, VAE, make_vae
 from vaecnn import objectives
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
 from vaecnn.optim import SCHEDULES, make_optimizer
@@ -64,6 +64,8 @@ class VAEConfig:
     conv_features: tuple[int, ...] = option((32, 64), "--arch=conv: channels of the encoder's stride-2 "
                                             "convolutions (decoder mirrors).")
     latent_dim: int = option(32, "Latent dimensions.", lower_bound=1)
+    activation: str = option("relu", "Nonlinearity of the dense hidden layers: relu, or tanh (Burda et al.'s "
+                             "784-200-200-50 network).", choices=tuple(ACTIVATIONS))
     likelihood: str = option("bernoulli", "p(x|z): bernoulli (BCE) or gaussian (MSE).", choices=LIKELIHOODS)
     gaussian_logvar: float | None = option(0.0, "Gaussian likelihood: a fixed log-variance, or 'learned'.",
                                            parse=parse_gaussian_logvar)
@@ -84,12 +86,16 @@ class VAEConfig:
                                   resumable=True)
     iw_chunk_size: int = option(500, "Importance samples decoded at once per test batch (memory ~ "
                                 "eval_batch_size x this).", lower_bound=1, resumable=True)
+    keep_checkpoint_every: int = option(0, "Also keep every N-th epoch's checkpoint for good (0: only the newest "
+                                        "two), to evaluate along the run: --mode=evaluate --epoch=N.",
+                                        lower_bound=0, resumable=True)
     steps_per_chunk: int = option(100, "Training steps per compiled program (more: fewer dispatches from "
                                   "Python; progress is logged between programs).", lower_bound=1, resumable=True)
 
     def __post_init__(self):
         for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
-                                     ("objective", self.objective, OBJECTIVES)):
+                                     ("objective", self.objective, OBJECTIVES),
+                                     ("activation", self.activation, tuple(ACTIVATIONS))):
             if value not in choices:
                 raise ConfigError(f"--{name} must be one of {', '.join(choices)}, got {value!r}")
         if self.latent_dim < 1 or not self.hidden_sizes or min(self.hidden_sizes) < 1:
@@ -106,7 +112,8 @@ class VAEConfig:
 
     def train_config(self) -> train.TrainConfig:
         return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                                 eval_batch_size=self.eval_batch_size, steps_per_chunk=self.steps_per_chunk)
+                                 eval_batch_size=self.eval_batch_size, steps_per_chunk=self.steps_per_chunk,
+                                 keep_checkpoint_every=self.keep_checkpoint_every)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -303,7 +310,7 @@ def load_splits(config: VAEConfig) -> dict[str, ImageSplit]:
 def make_task(config: VAEConfig, image_shape: Sequence[int]) -> VAETask:
     """The model and objective of `config`, for images of `image_shape` (H, W, C)."""
     model = make_vae(image_shape, config.hidden_sizes, config.latent_dim, config.likelihood,
-                     config.gaussian_logvar, config.arch, config.conv_features)
+                     config.gaussian_logvar, config.arch, config.conv_features, config.activation)
     return VAETask(model, config.num_samples, config.objective)
 
 
