@@ -32,7 +32,7 @@ ADADELTA = {"lr": _DEFAULTS.learning_rate, "rho": 0.95, "eps": 1e-6}  # vaecnn.o
 _harness.define_flags("cnn_throughput")
 flags.DEFINE_integer("vocab_size", 18765, "V: embedding rows (Kim's MR vocabulary size).", lower_bound=1)
 flags.DEFINE_integer("embed_dim", _DEFAULTS.model.embed_dim, "D: embedding size.", lower_bound=1)
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.train.batch_size, "B: sentences per step.", lower_bound=1)
 flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.", lower_bound=1)
 
 NUM_CLASSES = 2

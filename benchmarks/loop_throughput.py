@@ -54,7 +54,7 @@ Setup = tuple[engine.Task, Any, engine.TrainingData]
 def _vae(mesh) -> Setup:
     config = dataclasses.replace(vae_mnist.get_config(), data_dir=FLAGS.data_dir)
     splits = vae.load_splits(config)
-    data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.batch_size, mesh)
+    data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.train.batch_size, mesh)
     return (vae.make_task(config, splits["train"].images.shape[1:]), vae.make_vae_optimizer(config, data.num_batches),
             data)
 
@@ -69,15 +69,15 @@ def _text(preset) -> Callable[[Any], Setup]:
             every = list(splits.splits.values())
             pooled = TextDataset([t for split in every for t in split.texts],
                                  np.concatenate([split.labels for split in every]), splits.class_names)
-            train_set = pooled.subset(stratified_kfold(pooled.labels, config.cv_folds, config.seed)[0][0])
-            keep = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.seed)[0][0]
+            train_set = pooled.subset(stratified_kfold(pooled.labels, config.cv_folds, config.train.seed)[0][0])
+            keep = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.train.seed)[0][0]
             train_set = train_set.subset(keep)
         pipeline = text_classifier.fit_pipeline(config, train_set)
-        data = pipeline.batchers({"train": train_set}, config.batch_size, config.eval_batch_size)["train"]
+        data = pipeline.batchers({"train": train_set}, config.train.batch_size, config.train.eval_batch_size)["train"]
         model = config.model.build(len(pipeline.vocab), train_set.num_classes,
                                    text_classifier.pretrained_matrix(config, pipeline.vocab))
         return (ClassifierTask(model, text_classifier.INPUT_FIELDS),
-                text_classifier.make_text_optimizer(config, config.epochs * data.num_batches), data)
+                text_classifier.make_text_optimizer(config, config.train.epochs * data.num_batches), data)
 
     return setup
 
@@ -85,7 +85,7 @@ def _text(preset) -> Callable[[Any], Setup]:
 def _image(model: str) -> Callable[[Any], Setup]:
     def setup(mesh) -> Setup:
         config = dataclasses.replace(mnist_cnn_vs_dense.get_config(), model=model, data_dir=FLAGS.data_dir)
-        built = image_classifier.setup(config, mesh)
+        built = image_classifier.RECIPE.build(config, mesh, training=True)
         return built.task, built.optimizer, built.train_data
 
     return setup

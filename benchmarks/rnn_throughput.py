@@ -29,7 +29,7 @@ _harness.define_flags("rnn_throughput")
 flags.DEFINE_integer("vocab_size", 13824, "V: embedding rows (the SST-2 phrase vocabulary's size).", lower_bound=1)
 flags.DEFINE_integer("embed_dim", _DEFAULTS.model.embed_dim, "D: embedding size.", lower_bound=1)
 flags.DEFINE_integer("hidden_size", _DEFAULTS.model.hidden_size, "H: hidden units.", lower_bound=1)
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "B: sentences per step.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.train.batch_size, "B: sentences per step.", lower_bound=1)
 flags.DEFINE_integer("seq_len", 50, "T: tokens per sentence.", lower_bound=1)
 
 NUM_CLASSES = 2

@@ -32,7 +32,7 @@ from vaecnn.recipes.vae import make_task
 FLAGS = flags.FLAGS
 _DEFAULTS = vae_mnist.get_config()  # the experiment's own preset
 _harness.define_flags("vae_throughput", warmup_steps=10, steps=50)
-flags.DEFINE_integer("batch_size", _DEFAULTS.batch_size, "Examples per step.", lower_bound=1)
+flags.DEFINE_integer("batch_size", _DEFAULTS.train.batch_size, "Examples per step.", lower_bound=1)
 
 IMAGE_SHAPE = (28, 28, 1)
 

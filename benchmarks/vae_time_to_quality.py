@@ -25,9 +25,11 @@ from absl import flags
 from benchmarks._harness import torch
 from benchmarks._torch_vae import TorchVAE, binarize
 from experiments import _cli
+from vaecnn import config as vconfig
 from vaecnn import report
 from configs import vae_mnist
-from vaecnn.recipes.vae import load_splits, run
+from vaecnn import lifecycle
+from vaecnn.recipes.vae import RECIPE, load_splits
 
 FLAGS = flags.FLAGS
 _DEFAULTS = vae_mnist.get_config()  # the experiment's own preset
@@ -49,13 +51,14 @@ def jax_side(target: float) -> dict:
         config = dataclasses.replace(_DEFAULTS, workdir=workdir, data_dir=FLAGS.data_dir)
         log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
         reached = lambda epoch, params: log.read()[-1]["test/neg_elbo"] <= target
-        run(config, on_epoch_end=reached)
+        lifecycle.train_and_evaluate(RECIPE, config, on_epoch_end=reached)
         lines = log.read()
     curve = [{"epoch": line["epoch"], "train_seconds": line["train_seconds"], "test_neg_elbo": line["test/neg_elbo"],
               "epoch_seconds": line["epoch_seconds"], "examples_per_second": line["train/count"] / line["epoch_seconds"]}
              for line in lines]
-    return {"recipe": {key: getattr(config, key) for key in ("batch_size", "learning_rate", "lr_schedule",
-                                                            "warmup_epochs", "epochs", "hidden_sizes", "latent_dim")},
+    settings = vconfig.settings(config)
+    return {"recipe": {key: settings[key].default for key in ("batch_size", "learning_rate", "lr_schedule",
+                                                             "warmup_epochs", "epochs", "hidden_sizes", "latent_dim")},
             "compile_seconds": lines[0]["compile_seconds"], "curve": curve}
 
 

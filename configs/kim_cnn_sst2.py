@@ -1,12 +1,11 @@
 """README "Kim (2014) CNN", SST-2 row: CNN-rand, narrow convolution, Adam 1e-3, 4 epochs, trained on the
 phrases of sst2/train.tsv, tested on stsa.binary.test (82.87)."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import kim_cnn
-from vaecnn.models.text_cnn import CNNConfig
 
 
 def get_config():
-    return dataclasses.replace(kim_cnn.get_config(), workdir="runs/cnn_sst2", dataset="sst2.phrases",
-                               model=CNNConfig(wide=False), optimizer="adam", learning_rate=1e-3, epochs=4)
+    return vconfig.override(kim_cnn.get_config(), dict(workdir="runs/cnn_sst2", dataset="sst2.phrases",
+                                                       wide=False, optimizer="adam", learning_rate=1e-3, epochs=4))

@@ -1,11 +1,11 @@
 """README "Elman RNN": SST-2, trained on the 67,349 labelled phrases, selected on stsa.binary.dev, tested on
 stsa.binary.test; 3 epochs, cosine (0.8243 with seed 0)."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import rnn_sentiment
 
 
 def get_config():
-    return dataclasses.replace(rnn_sentiment.get_config(), workdir="runs/rnn_sst2", dataset="sst2.phrases",
-                               epochs=3, lr_schedule="cosine")
+    return vconfig.override(rnn_sentiment.get_config(), dict(workdir="runs/rnn_sst2", dataset="sst2.phrases",
+                                                             epochs=3, lr_schedule="cosine"))

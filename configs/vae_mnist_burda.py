@@ -2,11 +2,11 @@
 vae_mnist_elbo_long (500 ELBO epochs, Adam 3e-3, warm-up then cosine), to compare the two networks at
 equal epochs."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import vae_mnist_elbo_long
 
 
 def get_config():
-    return dataclasses.replace(vae_mnist_elbo_long.get_config(), workdir="runs/vae_mnist_burda_500",
-                               hidden_sizes=(200, 200), latent_dim=50, activation="tanh")
+    return vconfig.override(vae_mnist_elbo_long.get_config(), dict(workdir="runs/vae_mnist_burda_500",
+                                                                   hidden_sizes=(200, 200), latent_dim=50, activation="tanh"))

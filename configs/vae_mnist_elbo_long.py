@@ -2,11 +2,11 @@
 then cosine to 0), every 50th epoch's checkpoint kept so test log p(x) (k = 5,000) can be traced along the
 run. Compare with Burda et al. (2015), Table 1, VAE, one stochastic layer (docs/results.md)."""
 
-import dataclasses
+from vaecnn import config as vconfig
 
 from configs import vae_mnist
 
 
 def get_config():
-    return dataclasses.replace(vae_mnist.get_config(), workdir="runs/vae_mnist_elbo_500", epochs=500,
-                               keep_checkpoint_every=50)
+    return vconfig.override(vae_mnist.get_config(), dict(workdir="runs/vae_mnist_elbo_500", epochs=500,
+                                                         keep_checkpoint_every=50))

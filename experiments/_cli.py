@@ -19,7 +19,7 @@ from absl import app, flags, logging
 
 import configs
 from vaecnn import config as vconfig
-from vaecnn import disk, distributed, preemption, report, seeds, workdir
+from vaecnn import disk, distributed, lifecycle, preemption, report
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -235,33 +235,46 @@ def define_config(default_preset: str, *, read_only_with: str | None = None,
                     lower_bound=0, allow_empty=True, module_name=sys.argv[0])
 
     def resolve(**fields: Any) -> Any:
-        """The config, checked against the one the workdir's run started with (vaecnn.config.check_resume)."""
+        """The config: the chosen preset, the flags given, then `fields` and `complete`. Whether it may resume
+        the run already in its workdir is checked when the run starts (vaecnn.lifecycle)."""
         given = {name: FLAGS[name].value for name in settings if FLAGS[name].present}
-        config = complete(vconfig.override(_preset(FLAGS.config), {**given, **fields}))
-        vconfig.check_resume(config, config.workdir, FLAGS.allow_changes)
-        return config
+        return complete(vconfig.override(_preset(FLAGS.config), {**given, **fields}))
 
     return resolve
 
 
-def train(run_config: Callable[[Any], Mapping[str, Any]], config: Any) -> Mapping[str, Any] | None:
-    """run_config(config) holding its workdir (vaecnn.workdir.locked); or with --seeds, one run per seed
-    (vaecnn.seeds), each holding its seed_<k> folder, whose mean ± std this prints, returning None."""
+def train(recipe: lifecycle.Recipe, config: Any) -> Mapping[str, Any] | None:
+    """lifecycle.run with --seeds and --allow_changes; with --seeds prints every figure's mean ± std and
+    returns None."""
+    results = lifecycle.run(recipe, config, seeds=FLAGS.seeds, allow_changes=FLAGS.allow_changes)
+    return results if not FLAGS.seeds else print_seeds(results, config.workdir)
 
-    def run_locked(config: Any) -> Mapping[str, Any]:
-        with workdir.locked(config.workdir):
-            return run_config(config)
 
-    with preemption.StopRequests():
-        if not FLAGS.seeds:
-            return run_locked(config)
-        with workdir.locked(config.workdir):
-            results = seeds.run_over_seeds(run_locked, config, FLAGS.seeds)
+def print_seeds(results: Mapping[str, Any], workdir: str) -> None:
     for name, mean in results["mean"].items():
         if not any(part in name for part in ("seconds", "count", "num_", "epoch", "size")):
             print(f"{name}: {mean:.4f} ± {results['std'][name]:.4f} over seeds {', '.join(map(str, FLAGS.seeds))}")
-    print(f"every seed's figures in {config.workdir}/results.json")
-    return None
+    print(f"every seed's figures in {workdir}/results.json")
+
+
+def given_settings(config_type: type, names: Sequence[str] | None = None) -> dict[str, Any]:
+    """The flags given on the command line among the resumable fields of `config_type` (paths, evaluation
+    settings) and `names`: what a mode that works from a trained workdir may change in its config.json."""
+    settings = vconfig.settings(config_type())
+    allowed = [name for name, setting in settings.items() if setting.metadata.get("resumable")] + list(names or ())
+    return {name: FLAGS[name].value for name in allowed if name != "workdir" and FLAGS[name].present}
+
+
+def define_epoch() -> None:
+    flags.DEFINE_integer("epoch", None, "--mode=evaluate: the checkpoint of this epoch (kept with "
+                         "--keep_checkpoint_every), instead of the newest.", lower_bound=1, module_name=sys.argv[0])
+
+
+def write_output(results: Mapping[str, Any]) -> None:
+    """results to --output, when given."""
+    if FLAGS.output:
+        report.write_json(FLAGS.output, {**results, "hardware": report.hardware()})
+        print(f"results in {FLAGS.output}")
 
 
 def define_processes() -> None:

@@ -3,8 +3,9 @@
 Training: python -m experiments.<name> --dataset=stsa.binary (or --train_file=... [--dev_file, --test_file]).
 Prediction: python -m experiments.<name> --workdir=<trained> --predict="a sentence" [--predict=...], or
 --predict=- for one sentence per line of stdin; prints "label<TAB>probability<TAB>sentence" per sentence.
-Evaluation: --mode=evaluate --workdir=<trained> gives the test accuracy again; --eval_file=<labelled file>
-gives its accuracy and writes a TSV of per-example predictions.
+Evaluation: --mode=evaluate --workdir=<trained> gives the test accuracy again (of a cross-validation: every
+fold's, and their mean; of one fold's folder: that fold's); --eval_file=<labelled file> gives its accuracy
+and writes a TSV of per-example predictions.
 """
 
 import sys
@@ -13,8 +14,9 @@ from collections.abc import Callable
 from absl import flags
 
 from experiments import _cli
-from vaecnn.recipes.text_classifier import TextClassifierConfig, run, with_vector_size
-from vaecnn.recipes.text_predict import evaluate_file, evaluate_workdir, predict
+from vaecnn import lifecycle
+from vaecnn.recipes.text_classifier import RECIPE, TextClassifierConfig, with_vector_size
+from vaecnn.recipes.text_predict import evaluate_file, predict
 
 FLAGS = flags.FLAGS
 STDIN = "-"
@@ -57,10 +59,14 @@ def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
               f"in {result['predictions_file']}")
         return
     if FLAGS.mode == "evaluate":
-        print(f"test accuracy {evaluate_workdir(FLAGS.workdir)['test_accuracy']:.4f} of the model in {FLAGS.workdir}")
+        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_cli.given_settings(TextClassifierConfig))
+        accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} ± "
+                    f"{results['cv_accuracy_std']:.4f}" if "cv_accuracy_mean" in results
+                    else f"test accuracy {results['test_accuracy']:.4f}")
+        print(f"{accuracy} of the model in {FLAGS.workdir}")
         return
     config = resolve_config()
-    results = _cli.train(run, config)
+    results = _cli.train(RECIPE, config)
     if results is None:  # --seeds: printed by _cli.train
         return
     if "cv_accuracy_mean" in results:

@@ -15,8 +15,8 @@ import os
 from absl import flags
 
 from experiments import _cli
-from vaecnn import report
-from vaecnn.recipes.image_classifier import arithmetic_report, evaluate_workdir, run_experiment
+from vaecnn import lifecycle, report
+from vaecnn.recipes.image_classifier import MODELS, RECIPE, ImageClassifierConfig, arithmetic_report
 
 FLAGS = flags.FLAGS
 resolve_config = _cli.define_config("cnn_mnist")
@@ -27,9 +27,10 @@ _cli.define_mode(["train", "evaluate"])
 def main(argv):
     del argv
     if FLAGS.mode == "evaluate":
-        for model, metrics in evaluate_workdir(FLAGS.workdir, FLAGS.data_dir).items():
-            print(f"{model}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) of the "
-                  f"checkpoint in {FLAGS.workdir}")
+        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_cli.given_settings(ImageClassifierConfig))
+        for metrics in ([results[name] for name in MODELS] if "test_accuracy" not in results else [results]):
+            print(f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
+                  f"of the checkpoint of epoch {metrics['epoch']} in {FLAGS.workdir}")
         return
     text = arithmetic_report()
     if FLAGS.arith_only:
@@ -38,15 +39,12 @@ def main(argv):
         print(text)
         return
 
-    def train_and_answer(config):  # inside the run's hold on its workdir
-        report.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
-        return run_experiment(config)
-
     config = resolve_config()
-    by_model = _cli.train(train_and_answer, config)
-    if by_model is None:  # --seeds: printed by _cli.train
+    results = _cli.train(RECIPE, config)
+    if results is None:  # --seeds: printed by _cli.train
         return
-    for results in by_model.values():
+    report.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
+    for results in ([results[name] for name in MODELS] if config.model == "both" else [results]):
         print(f"{results['model']}: test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) "
               f"after {results['epochs']} epochs, {results['num_params']:,} parameters, "
               f"{results['train_seconds']:.0f} s of training")

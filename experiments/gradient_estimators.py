@@ -6,17 +6,25 @@ r"""Score-function vs reparameterization gradients of the ELBO, measured on a VA
 Writes <workdir>/gradient_variance.{md,png,json,jsonl}; the VAE run goes to <workdir>/vae.
 """
 
+from absl import flags
+
 from experiments import _cli
+from vaecnn import lifecycle, preemption
 from vaecnn.recipes.gradient_estimators import run
 
+FLAGS = flags.FLAGS
 resolve_config = _cli.define_config("gradient_estimators")
 
 
 def main(argv):
     del argv
-    results = _cli.train(run, resolve_config())
-    if results is not None:
-        print(results["table"])
+    config = resolve_config()
+    with preemption.StopRequests():
+        if FLAGS.seeds:
+            _cli.print_seeds(lifecycle.run_seeds(lambda seeded: run(seeded, FLAGS.allow_changes), config, FLAGS.seeds,
+                                                 FLAGS.allow_changes), config.workdir)
+            return
+        print(run(config, FLAGS.allow_changes)["table"])
 
 
 if __name__ == "__main__":

@@ -53,6 +53,7 @@ def inputs(tmp_path_factory) -> str:
     (folder / "binary.txt").write_bytes(bytes(range(256)) * 4)
     (folder / "unlabelled.txt").write_text("a film with no label\nanother one\n")
     (folder / "unknown_labels.txt").write_text("7 a film\n9 another\n")
+    (folder / "labels_from_1.txt").write_text("".join(f"{1 + i % 2} a film number {i}\n" for i in range(40)))
     (folder / "bad_header.tsv").write_text("text\tscore\na film\t1\n")
     (folder / "one_long_line.txt").write_text("1 " + " ".join(["good"] * 300_000) + "\n" + _tiny_lines(40))
     mnist = folder / "idx" / "mnist"
@@ -140,7 +141,14 @@ CASES = [
      r"is truncated: its header declares 3 dimensions"),
     ("vae-unknown-dataset", "experiments.vae_mnist", ["--dataset=cifar", "--workdir={tmp}/w"], {},
      r"--dataset=cifar: value should be one of"),
-    ("vae-unknown-flag", "experiments.vae_mnist", ["--epoch=3", "--workdir={tmp}/w"], {}, r"Unknown command line flag 'epoch'"),
+    ("vae-unknown-flag", "experiments.vae_mnist", ["--epochz=3", "--workdir={tmp}/w"], {},
+     r"Unknown command line flag 'epochz'"),
+    ("vae-batch-larger-than-the-training-set", "experiments.vae_mnist",
+     ["--dataset=digits", "--batch_size=2000", "--workdir={tmp}/w"], {},
+     r"--batch_size=2000 is larger than the training set \(1500 examples\).* at most 1500"),
+    ("rnn-labels-numbered-from-1", "experiments.rnn_sentiment",
+     [*TEXT, "--train_file={inputs}/labels_from_1.txt", "--workdir={tmp}/w"], {},
+     r"labels_from_1.txt: the labels run from 0 to 2 but no line has label 0; number the classes 0, 1, \.\.\."),
     ("vae-unknown-preset", "experiments.vae_mnist", ["--config=nope", "--workdir={tmp}/w"], {},
      r"--config=nope: no preset configs/nope.py; known: .*vae_mnist_iw"),
     ("vae-positional-argument", "experiments.vae_mnist", ["mnist", "--workdir={tmp}/w"], {},

@@ -1,6 +1,5 @@
 """Typed configs (vaecnn.config), the presets of configs/, and --config on the command line."""
 
-import dataclasses
 import importlib
 import json
 import os
@@ -26,10 +25,14 @@ PRESETS = sorted(module.name for module in pkgutil.iter_modules(configs.__path__
 CONFIG_TYPES = (VAEConfig, TextClassifierConfig, ImageClassifierConfig, GradientEstimatorsConfig)
 
 
+def vae(**fields) -> VAEConfig:
+    return vconfig.override(VAEConfig(), fields)
+
+
 def test_nested_model_fields_are_flat_settings():
     settings = vconfig.settings(TextClassifierConfig(model=CNNConfig()))
     assert settings["widths"].path == ("model", "widths") and settings["widths"].default == (3, 4, 5)
-    assert settings["epochs"].path == ("epochs",)
+    assert settings["epochs"].path == ("train", "epochs") and settings["epochs"].default == 10
     assert "hidden_size" not in settings  # the RNN's fields belong to the other model
     assert set(vconfig.settings(TextClassifierConfig(model=RNNConfig()))) - set(settings) == {
         "hidden_size", "activation"}
@@ -38,7 +41,7 @@ def test_nested_model_fields_are_flat_settings():
 def test_override_reaches_nested_fields_and_validates_again():
     base = TextClassifierConfig(model=CNNConfig())
     changed = vconfig.override(base, {"widths": (2,), "channels": (7,), "epochs": 3})
-    assert changed.model == CNNConfig(widths=(2,), channels=(7,)) and changed.epochs == 3
+    assert changed.model == CNNConfig(widths=(2,), channels=(7,)) and changed.train.epochs == 3
     assert base.model.widths == (3, 4, 5)  # configs are values: the base is unchanged
     with pytest.raises(ConfigError, match="one positive channel count per positive width"):
         vconfig.override(base, {"widths": (2, 3)})
@@ -46,7 +49,7 @@ def test_override_reaches_nested_fields_and_validates_again():
         vconfig.override(base, {"hidden_size": 8})
 
 
-@pytest.mark.parametrize("config", [VAEConfig(gaussian_logvar=None, hidden_sizes=(8,)),
+@pytest.mark.parametrize("config", [VAEConfig(gaussian_logvar=None, hidden_sizes=(8,)), vae(epochs=3, select_metric="test/kl"),
                                     make_config("cnn", dataset="mr", widths=(1, 2), channels=(3, 4), max_norm=None),
                                     make_config("rnn", train_file="x.tsv", hidden_size=5),
                                     ImageClassifierConfig(model="both", train_examples=10),
@@ -58,12 +61,21 @@ def test_save_and_load_round_trip(config, tmp_path):
 
 
 def test_save_keep_existing_leaves_the_file_alone(tmp_path):
-    vconfig.save(VAEConfig(epochs=2), str(tmp_path))
+    vconfig.save(vae(epochs=2), str(tmp_path))
     before = open(tmp_path / vconfig.CONFIG_FILE, "rb").read()
-    vconfig.save(VAEConfig(epochs=3), str(tmp_path), keep_existing=True)
+    vconfig.save(vae(epochs=3), str(tmp_path), keep_existing=True)
     assert open(tmp_path / vconfig.CONFIG_FILE, "rb").read() == before
-    vconfig.save(VAEConfig(epochs=3), str(tmp_path))
-    assert vconfig.load(VAEConfig, str(tmp_path)).epochs == 3
+    vconfig.save(vae(epochs=3), str(tmp_path))
+    assert vconfig.load(VAEConfig, str(tmp_path)).train.epochs == 3
+
+
+def test_a_config_file_of_the_flat_layout_loads_into_the_nested_train_config(tmp_path):
+    """Workdirs written before TrainConfig was nested kept its fields at the top level: they still load
+    (and so resume), each flat field in its place, the others at the experiment's defaults."""
+    flat = {key: value for key, value in vconfig.to_dict(vae(epochs=7, seed=3, latent_dim=2)).items() if key != "train"}
+    flat.update(epochs=7, batch_size=256, seed=3, eval_batch_size=1000, steps_per_chunk=100)
+    (tmp_path / vconfig.CONFIG_FILE).write_text(json.dumps(flat))
+    assert vconfig.load(VAEConfig, str(tmp_path)) == vae(epochs=7, seed=3, latent_dim=2)
 
 
 def test_damaged_or_missing_config_file_is_a_config_error(tmp_path):
@@ -106,7 +118,7 @@ def test_command_line_starts_from_the_preset_and_flags_override_it(tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     saved = vconfig.load(VAEConfig, str(workdir))
     preset = importlib.import_module("configs.vae_mnist_latent2").get_config()
-    assert saved == dataclasses.replace(preset, dataset="digits", epochs=1, hidden_sizes=(16,), workdir=str(workdir))
+    assert saved == vconfig.override(preset, dict(dataset="digits", epochs=1, hidden_sizes=(16,), workdir=str(workdir)))
     assert json.load(open(workdir / "results.json"))["config"] == vconfig.to_dict(saved)
 
 
@@ -123,11 +135,11 @@ def test_check_resume_names_each_changed_field_and_lets_allowed_ones_through(tmp
     vconfig.check_resume(VAEConfig(), workdir)  # nothing saved: a fresh run
     vconfig.save(VAEConfig(workdir=workdir), workdir)
     # Paths and evaluation settings change nothing a checkpoint holds.
-    vconfig.check_resume(VAEConfig(workdir="elsewhere", eval_iw_samples=5000, steps_per_chunk=7), workdir)
+    vconfig.check_resume(vae(workdir="elsewhere", eval_iw_samples=5000, steps_per_chunk=7), workdir)
     with pytest.raises(ConfigError, match=r"\(--epochs 30 -> 40, --latent_dim 32 -> 2\): rerun with "
                                           r"--allow_changes=epochs,latent_dim"):
-        vconfig.check_resume(VAEConfig(epochs=40, latent_dim=2), workdir)
-    vconfig.check_resume(VAEConfig(epochs=40), workdir, allowed=["epochs"])
+        vconfig.check_resume(vae(epochs=40, latent_dim=2), workdir)
+    vconfig.check_resume(vae(epochs=40), workdir, allowed=["epochs"])
 
 
 def test_check_resume_sees_another_model_kind(tmp_path):

@@ -7,7 +7,7 @@ import numpy as np
 import optax
 import pytest
 
-from vaecnn import engine, sharding, train
+from vaecnn import engine, evaluation, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.text import EncodedDataset, TextBatcher, bucket_boundaries
@@ -29,7 +29,7 @@ def run_epochs(data, steps_per_chunk: int, epochs: int = 1, task=None, seed: int
         orders = chunks.epoch_orders(epoch_key)
         for group, first_step, steps in chunks.epoch_chunks(epoch_key):
             state, sums = chunks.run_chunk(state, sums, orders, group, first_step, steps)
-        history.append(train.means(sums))
+        history.append(evaluation.means(sums))
     return state, history, chunks
 
 

@@ -14,7 +14,7 @@ import numpy as np
 import optax
 import pytest
 
-from vaecnn import sharding, train
+from vaecnn import evaluation, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.errors import ConfigError, TrainingDiverged
@@ -124,8 +124,8 @@ def test_selection_keeps_the_best_epoch(tmp_path):
     lines = MetricsLog(str(tmp_path / "metrics.jsonl")).read()
     best = min(lines, key=lambda l: l["test/loss"])
     assert result.selected_epoch == best["epoch"]
-    eval_step = train.make_eval_step(ClassifierTask(TinyMLP(), ("x",)), sharding.data_mesh())
-    metrics = train.evaluate(eval_step, result.params, ArrayBatcher(toy_data(90, 1), 64), jax.random.key(0),
+    eval_step = evaluation.make_eval_step(ClassifierTask(TinyMLP(), ("x",)), sharding.data_mesh())
+    metrics = evaluation.evaluate(eval_step, result.params, ArrayBatcher(toy_data(90, 1), 64), jax.random.key(0),
                              sharding.batch_sharded(sharding.data_mesh()))
     assert metrics["loss"] == pytest.approx(best["test/loss"], rel=1e-6)
 
@@ -151,7 +151,7 @@ def test_array_batcher_covers_every_example_once_in_eval():
 def test_means_divide_by_count_and_steps():
     sums = {"loss": jnp.array(6.0), "accuracy": jnp.array(3.0), "count": jnp.array(4.0),
             "objective_sum": jnp.array(5.0), "steps": jnp.array(2.0)}
-    assert train.means(sums) == {"loss": 1.5, "accuracy": 0.75, "objective": 2.5, "count": 4}
+    assert evaluation.means(sums) == {"loss": 1.5, "accuracy": 0.75, "objective": 2.5, "count": 4}
 
 
 _SHARDED_RUN = """

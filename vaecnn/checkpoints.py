@@ -20,6 +20,7 @@ signature differs from the model's was written by other model flags: that is a C
 import hashlib
 import json
 import os
+import re
 import shutil
 import time
 from typing import Any
@@ -52,15 +53,33 @@ def tree_signature(tree: Any) -> list[str]:
 
 def tree_digest(tree: Any, record: dict[str, Any]) -> str:
     """SHA-256 (hex) over every leaf's path, shape, dtype and bytes, then the record minus its digest."""
-    hasher = hashlib.sha256()
     leaves = jax.tree_util.tree_leaves_with_path(tree)
-    for (path, _), value in zip(leaves, jax.device_get([leaf for _, leaf in leaves])):
+    return _digest([jax.tree_util.keystr(path) for path, _ in leaves], [leaf for _, leaf in leaves], record)
+
+
+def _digest(paths: list[str], leaves: list[Any], record: dict[str, Any]) -> str:
+    hasher = hashlib.sha256()
+    for path, value in zip(paths, jax.device_get(leaves)):
         value = np.ascontiguousarray(value)
-        hasher.update(f"{jax.tree_util.keystr(path)} {value.shape} {value.dtype}\n".encode())
+        hasher.update(f"{path} {value.shape} {value.dtype}\n".encode())
         hasher.update(value.tobytes())
     rest = {key: value for key, value in record.items() if key != DIGEST}
     hasher.update(json.dumps(rest, sort_keys=True, default=str).encode())
     return hasher.hexdigest()
+
+
+_PATH_PART = re.compile(r"\['([^']*)'\]|\.(\w+)|\[(\d+)\]")
+
+
+def path_parts(path: str) -> tuple[str, ...]:
+    """A key path's names, whatever the containers: "['state'].opt_state[0].mu" (as saved from a TrainState)
+    and "['state']['opt_state'][0]['mu']" (as restored without one) are both ('state', 'opt_state', '0', 'mu')."""
+    return tuple(next(group for group in match.groups() if group is not None) for match in _PATH_PART.finditer(path))
+
+
+def leaves_by_path(tree: Any) -> dict[tuple[str, ...], Any]:
+    """{path_parts: leaf} of every array leaf of `tree`."""
+    return {path_parts(jax.tree_util.keystr(path)): leaf for path, leaf in jax.tree_util.tree_leaves_with_path(tree)}
 
 
 class Checkpointer:
@@ -76,6 +95,10 @@ class Checkpointer:
 
     def latest_epoch(self) -> int | None:
         return self._manager.latest_step()
+
+    def epochs(self) -> list[int]:
+        """The epochs that have a checkpoint, oldest first."""
+        return sorted(self._manager.all_steps())
 
     def save(self, epoch: int, tree: Any, record: dict[str, Any]) -> None:
         """Writes the checkpoint of `epoch`, or raises DiskFull (checked first, and on failure) leaving the
@@ -155,8 +178,9 @@ class Checkpointer:
         if bad:
             raise DamagedCheckpoint(f"{len(bad)} of its files differ from their digests, e.g. {bad[0]}")
 
-    def restore(self, epoch: int, like: Any) -> tuple[Any, dict[str, Any]]:
-        """Restores epoch `epoch` into arrays with the shapes, dtypes and shardings of `like`, verified.
+    def restore(self, epoch: int, like: Any = None) -> tuple[Any, dict[str, Any]]:
+        """Restores epoch `epoch` into arrays with the shapes, dtypes and shardings of `like`, verified; with
+        `like` None, as saved (nested dicts and lists: no optimizer or model is needed to read it).
 
         Raises CheckpointError if it belongs to another model, DamagedCheckpoint if it is damaged.
         """
@@ -167,12 +191,12 @@ class Checkpointer:
             raise DamagedCheckpoint(f"its record cannot be read ({type(error).__name__})") from error
         if not isinstance(record, dict):
             raise DamagedCheckpoint("its record is not a JSON object")
-        if SIGNATURE in record and record[SIGNATURE] != tree_signature(like):
+        if like is not None and SIGNATURE in record and record[SIGNATURE] != tree_signature(like):
             raise CheckpointError(
                 f"the checkpoint of epoch {epoch} in {self.directory} belongs to another model (its arrays "
                 "differ in shape or number): it was written by a run with other model flags. Rerun with those "
                 "flags, or use a new --workdir.")
-        abstract = jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
+        abstract = None if like is None else jax.tree.map(ocp.utils.to_shape_dtype_struct, like)
         try:
             tree = self._manager.restore(epoch, args=ocp.args.Composite(tree=ocp.args.StandardRestore(abstract))).tree
         except Exception as error:  # tensorstore / zstd errors on damaged bytes, missing array files, ...
@@ -185,9 +209,19 @@ class Checkpointer:
         if DIGEST not in record:
             logging.warning("the checkpoint of epoch %d in %s predates digests: restored unverified", epoch,
                             self.directory)
-        elif tree_digest(tree, record) != record[DIGEST]:
+        elif (tree_digest(tree, record) if like is not None else self._digest_as_saved(tree, record)) != record[DIGEST]:
             raise DamagedCheckpoint("its arrays do not match the digest written with them")
         return tree, record
+
+    @staticmethod
+    def _digest_as_saved(tree: Any, record: dict[str, Any]) -> str:
+        """tree_digest of the tree as it was saved, from the same tree restored without its containers: the
+        record's signature gives each leaf's saved path, in the saved order."""
+        paths = [line[:line.index(" (")] for line in record[SIGNATURE]]
+        leaves = leaves_by_path(tree)
+        if len(leaves) != len(paths) or any(path_parts(path) not in leaves for path in paths):
+            raise DamagedCheckpoint("its arrays do not match the signature written with them")
+        return _digest(paths, [leaves[path_parts(path)] for path in paths], record)
 
     def restore_latest(self, like: Any, set_aside_damaged: bool) -> tuple[int, Any, dict[str, Any]] | None:
         """(epoch, tree, record) of the newest intact checkpoint, or None when there is none at all.

@@ -120,10 +120,16 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
     hints = typing.get_type_hints(cls)
     values = {}
     for field in dataclasses.fields(cls):
+        classes = _config_classes(hints[field.name])
         if field.name not in data:
-            continue  # a field added since the file was written keeps its default
-        value, classes = data[field.name], _config_classes(hints[field.name])
-        if classes and isinstance(value, Mapping):
+            lifted = _lifted(field, classes, data)
+            if lifted is None:
+                continue  # a field added since the file was written keeps its default
+            data = {**data, field.name: lifted}
+        value = data[field.name]
+        if len(classes) == 1 and not hasattr(classes[0], "KIND") and isinstance(value, Mapping):
+            value = from_dict(classes[0], value)
+        elif classes and isinstance(value, Mapping):
             by_kind = {member.KIND: member for member in classes}
             if value.get(_KIND) not in by_kind:
                 raise ConfigError(f"{cls.__name__}.{field.name}: unknown kind {value.get(_KIND)!r}; "
@@ -133,6 +139,16 @@ def from_dict(cls: type, data: Mapping[str, Any]) -> Any:
             value = tuple(value)
         values[field.name] = value
     return cls(**values)
+
+
+def _lifted(field: dataclasses.Field, classes: list[type], data: Mapping[str, Any]) -> dict[str, Any] | None:
+    """A nested config (e.g. `train`) that an older file kept flat, at the top level: its fields found there
+    over the field's default, or None when there are none."""
+    if len(classes) != 1 or not _is_config(field.default):
+        return None
+    names = {nested.name for nested in dataclasses.fields(classes[0])}
+    found = {name: value for name, value in data.items() if name in names}
+    return {**to_dict(field.default), **found} if found else None
 
 
 def changed_settings(old: Any, new: Any) -> dict[str, tuple[Any, Any]]:

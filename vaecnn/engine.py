@@ -70,6 +70,7 @@ class Task(Protocol):
 class TrainingData(Protocol):
     """A training set the engine can hold on the device."""
     batch_size: int
+    num_examples: int
 
     def groups(self) -> list[dict[str, Any]]:
         """The groups: dicts of arrays with a leading example axis, each group of one shape."""

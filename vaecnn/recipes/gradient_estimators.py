@@ -17,6 +17,7 @@ same workdir resumes the VAE and keeps the lines already measured).
 import dataclasses
 import functools
 import os
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -24,7 +25,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from vaecnn import config as vconfig
-from vaecnn import report, rng
+from vaecnn import lifecycle, report, rng, workdir
 from vaecnn.config import option
 from vaecnn.data.images import data_dir_option, dataset_option
 from vaecnn.errors import ConfigError
@@ -68,9 +69,10 @@ class GradientEstimatorsConfig:
     def vae_config(self) -> vae.VAEConfig:
         # The VAE the README's variance table was measured on: Adam 1e-3, batch 128, constant rate (the
         # measurement's epochs 1, 3 and 10 refer to it, not to vae_mnist's current default).
-        return vae.VAEConfig(workdir=os.path.join(self.workdir, "vae"), dataset=self.dataset, data_dir=self.data_dir,
-                             hidden_sizes=self.hidden_sizes, latent_dim=self.latent_dim, epochs=self.epochs,
-                             batch_size=128, learning_rate=1e-3, lr_schedule="constant", seed=self.seed)
+        return vconfig.override(vae.VAEConfig(), dict(
+            workdir=os.path.join(self.workdir, "vae"), dataset=self.dataset, data_dir=self.data_dir,
+            hidden_sizes=self.hidden_sizes, latent_dim=self.latent_dim, epochs=self.epochs, batch_size=128,
+            learning_rate=1e-3, lr_schedule="constant", seed=self.seed))
 
 
 def make_measurement(task: vae.VAETask, x_BxHxWxC: jax.Array, sample_sizes: list[int], num_estimates: int):
@@ -143,16 +145,22 @@ def plot(path: str, lines: list[dict], dataset: str) -> None:
     report.save_figure(path, figure)
 
 
-def run(config: GradientEstimatorsConfig) -> dict[str, Any]:
-    """Trains the VAE, measuring after each of config.measure_epochs; writes the table, plot and JSON and
-    returns {"table": Markdown, "measurements": one line per measured epoch, "vae_results": ...}."""
+def run(config: GradientEstimatorsConfig, allow_changes: Sequence[str] = ()) -> dict[str, Any]:
+    """Trains the VAE (vaecnn.lifecycle, in workdir/vae), measuring after each of config.measure_epochs; writes
+    the table, plot and JSON and returns {"table": Markdown, "measurements": one line per measured epoch,
+    "vae_results": ...}. Holds config.workdir (vaecnn.workdir) throughout."""
+    vconfig.check_resume(config, config.workdir, allow_changes)
+    with workdir.locked(config.workdir):
+        return _measure(config)
+
+
+def _measure(config: GradientEstimatorsConfig) -> dict[str, Any]:
     measure_epochs, sample_sizes = sorted(set(config.measure_epochs)), sorted(set(config.num_samples))
     vae_config = config.vae_config()
-    report.make_workdir(config.workdir)
     vconfig.save(config, config.workdir, keep_existing=True)
     splits = vae.load_splits(vae_config)
     task = vae.make_task(vae_config, splits["test"].images.shape[1:])
-    key = rng.stream(vae_config.seed, "gradient_measurements")
+    key = rng.stream(vae_config.train.seed, "gradient_measurements")
     x_BxHxWxC = task.inputs(key, jnp.asarray(splits["test"].images[:config.num_images]))
     measure = make_measurement(task, x_BxHxWxC, sample_sizes, config.num_estimates)
     log = report.MetricsLog(os.path.join(config.workdir, "gradient_variance.jsonl"))
@@ -162,7 +170,7 @@ def run(config: GradientEstimatorsConfig) -> dict[str, Any]:
             logging.info("measuring gradient variances after epoch %d", epoch)
             log.append({"epoch": epoch, "rows": measure(params, rng.batch_key(key, epoch))})
 
-    vae_results = vae.run(vae_config, on_epoch_end=on_epoch_end)
+    vae_results = lifecycle.train_and_evaluate(vae.RECIPE, vae_config, on_epoch_end=on_epoch_end)
     by_epoch = {line["epoch"]: line for line in log.read()}  # a rerun's line replaces an older one
     lines = [by_epoch[epoch] for epoch in measure_epochs if epoch in by_epoch]
     if not lines:

@@ -1,11 +1,11 @@
 """The image-classification experiment of TD-2, Exercise 1: a small CNN or a dense net on MNIST.
 
     config = ImageClassifierConfig(workdir="runs/cnn", data_dir="../shared/datasets", model="cnn")
-    results = run(config)        # also written to workdir/results.json
-    compare(config)              # both models, in workdir/cnn and workdir/dense, + comparison.md
+    results = lifecycle.run(RECIPE, config)     # also written to workdir/results.json
+    # model "both": each model a sub-run in workdir/cnn and workdir/dense, + workdir/comparison.md
 
-Training is train.fit with a ClassifierTask (cross-entropy, accuracy). The reported numbers are
-those of the last epoch: the test set is never used to pick an epoch.
+Training is the lifecycle's (vaecnn.lifecycle) with a ClassifierTask (cross-entropy, accuracy). The
+reported numbers are those of the last epoch: the test set is never used to pick an epoch.
 """
 
 import dataclasses
@@ -17,16 +17,16 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from vaecnn import arith, report, rng, sharding, train
+from vaecnn import arith, evaluation, lifecycle, report, rng, sharding
 from vaecnn import config as vconfig
 from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import DATASETS, ImageSplit, data_dir_option, dataset_option, load_image_dataset
 from vaecnn.errors import ConfigError
-from vaecnn.events import open_events
 from vaecnn.models.image_cnn import DenseNet, SmallCNN
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
+from vaecnn.train import TrainConfig
 
 MODELS = ("cnn", "dense")
 BOTH = "both"  # config.model: train every model of MODELS and compare them
@@ -48,13 +48,10 @@ class ImageClassifierConfig:
     dropout_rate: float = option(0.25, "Dropout rate of both models (training only).")
     train_examples: int | None = option(None, "Train on the first N training images only (default: all).",
                                         lower_bound=1)
-    epochs: int = option(12, "Training epochs.", lower_bound=1)
-    batch_size: int = option(128, "Training batch size.", lower_bound=1)
+    train: TrainConfig = TrainConfig(epochs=12, batch_size=128, eval_batch_size=1000)
     optimizer: str = option("adam", "Optimizer.", choices=OPTIMIZERS)
     learning_rate: float = option(1e-3, "Peak learning rate.", lower_bound=0.0)
     lr_schedule: str = option("cosine", "Learning-rate schedule.", choices=SCHEDULES)
-    seed: int = option(0, "Seed of every random draw.")
-    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1, resumable=True)
 
     def __post_init__(self):
         choices = {"dataset": (self.dataset, DATASETS), "model": (self.model, (*MODELS, BOTH)),
@@ -70,10 +67,6 @@ class ImageClassifierConfig:
             raise ConfigError(f"--dropout_rate must be in [0, 1), got {self.dropout_rate}")
         if self.train_examples is not None and self.train_examples < 1:
             raise ConfigError(f"--train_examples must be >= 1 (or unset for all), got {self.train_examples}")
-
-    def train_config(self) -> train.TrainConfig:
-        return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                                 eval_batch_size=self.eval_batch_size)
 
 
 def make_model(config: ImageClassifierConfig, num_classes: int) -> DenseNet | SmallCNN:
@@ -93,132 +86,77 @@ def _training_split(split: ImageSplit, train_examples: int | None) -> ImageSplit
     return ImageSplit(split.images[:train_examples], split.labels[:train_examples])
 
 
-def run_experiment(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
-    """Trains (or resumes) config.model, or with model "both" every model of MODELS (compare); returns
-    the results by model."""
-    return compare(config) if config.model == BOTH else {config.model: run(config)}
+class ImageClassifierRecipe(lifecycle.RecipeBase[ImageClassifierConfig]):
+    """A small CNN or a dense net on MNIST-like images, as a model family of vaecnn.lifecycle; model
+    "both" runs each as a sub-run and writes comparison.md."""
+    config_type = ImageClassifierConfig
+
+    def subruns(self, config: ImageClassifierConfig) -> dict[str, ImageClassifierConfig]:
+        if config.model != BOTH:
+            return {}
+        return {name: vconfig.override(config, {"model": name, "workdir": os.path.join(config.workdir, name)})
+                for name in MODELS}
+
+    def combine(self, config, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        return dict(results)
+
+    def write_reports(self, config: ImageClassifierConfig, results: Mapping[str, Any]) -> None:
+        summaries = {}
+        for name in MODELS:
+            with open(os.path.join(config.workdir, name, SUMMARY_FILE), encoding="utf-8") as f:
+                summaries[name] = f.read()
+        report.write_text(os.path.join(config.workdir, "comparison.md"),
+                          format_comparison({name: results[name] for name in MODELS}, summaries))
+
+    def build(self, config: ImageClassifierConfig, mesh, *, training: bool) -> lifecycle.Built:
+        splits = load_image_dataset(config.dataset, config.data_dir)
+        train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
+        # Both splits: a training subset may lack a class.
+        num_classes = max(train_split.num_classes, test_split.num_classes)
+        test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
+                                         sharding.round_up_to_devices(config.train.eval_batch_size, mesh), mesh)
+        model = make_model(config, num_classes)
+        task = ClassifierTask(model, ("image",))
+        if not training:
+            return lifecycle.Built(task, next(test_data.eval_batches()), eval_data={"test": test_data})
+        logging.info("%s: %d train / %d test images of shape %s, %d classes", config.dataset,
+                     len(train_split.labels), len(test_split.labels), train_split.images.shape[1:], num_classes)
+        train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
+                                          config.train.batch_size, mesh)
+        optimizer = make_optimizer(config.optimizer, config.learning_rate,
+                                   config.train.epochs * train_data.num_batches, config.lr_schedule)
+        # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
+        image_shape = train_split.images.shape[1:]
+        summary = arith.summarize(model, jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8), deterministic=True)
+        logging.info("%s: %s parameters, %s MACs per image", config.model, f"{summary.total_params:,}",
+                     f"{summary.total_macs:,}")
+        facts = {"summary": summary, "macs_per_image": summary.total_macs, "image_shape": image_shape, "num_classes": num_classes,
+                 "num_train": len(train_split.labels), "num_test": len(test_split.labels)}
+        return lifecycle.Built(task, next(test_data.eval_batches()), optimizer, train_data, {"test": test_data},
+                               family=facts)
+
+    def results(self, built, config: ImageClassifierConfig, fit, mesh) -> dict[str, Any]:
+        final = fit.history[-1]
+        facts = dict(built.family)
+        report.write_text(os.path.join(config.workdir, SUMMARY_FILE), arith.format_summary(facts.pop("summary")) + "\n")
+        title = f"{config.model} on {config.dataset}"
+        report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history,
+                           ["train/loss", "test/loss"], "cross-entropy (nats)", title)
+        report.plot_curves(os.path.join(config.workdir, "accuracy_curve.png"), fit.history,
+                           ["train/accuracy", "test/accuracy"], "accuracy", title)
+        return {"dataset": config.dataset, "model": config.model, "test_accuracy": final["test/accuracy"],
+                "test_loss": final["test/loss"], "train_accuracy": final["train/accuracy"],
+                "train_loss": final["train/loss"], **facts,
+                "units": "loss: mean cross-entropy in nats; accuracy: fraction correct"}
+
+    def evaluate(self, built, config: ImageClassifierConfig, params, mesh) -> dict[str, Any]:
+        """The test accuracy and loss: results.json's own for the newest checkpoint."""
+        metrics = evaluation.evaluate(evaluation.make_eval_step(built.task, mesh), params, built.eval_data["test"],
+                                      rng.stream(config.train.seed, "evaluation"), sharding.batch_sharded(mesh))
+        return {"model": config.model, "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
 
 
-@dataclasses.dataclass(frozen=True)
-class Setup:
-    """What training and re-evaluation of one classifier share: data, model, task, optimizer."""
-    train_split: ImageSplit
-    test_split: ImageSplit
-    num_classes: int
-    train_data: ArrayBatcher
-    test_data: ArrayBatcher
-    model: DenseNet | SmallCNN
-    task: ClassifierTask
-    optimizer: Any
-
-
-def setup(config: ImageClassifierConfig, mesh: jax.sharding.Mesh) -> Setup:
-    splits = load_image_dataset(config.dataset, config.data_dir)
-    train_split, test_split = _training_split(splits["train"], config.train_examples), splits["test"]
-    # Both splits: a training subset may lack a class.
-    num_classes = max(train_split.num_classes, test_split.num_classes)
-    logging.info("%s: %d train / %d test images of shape %s, %d classes", config.dataset,
-                 len(train_split.labels), len(test_split.labels), train_split.images.shape[1:], num_classes)
-    train_data = ArrayBatcher.on_mesh({"image": train_split.images, "label": train_split.labels},
-                                      config.batch_size, mesh)
-    test_data = ArrayBatcher.on_mesh({"image": test_split.images, "label": test_split.labels},
-                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
-    model = make_model(config, num_classes)
-    optimizer = make_optimizer(config.optimizer, config.learning_rate, config.epochs * train_data.num_batches,
-                               config.lr_schedule)
-    return Setup(train_split, test_split, num_classes, train_data, test_data, model,
-                  ClassifierTask(model, ("image",)), optimizer)
-
-
-def evaluate_workdir(workdir: str, data_dir: str | None = None) -> dict[str, dict[str, float]]:
-    """The test accuracy and loss of each trained model in `workdir` (its newest checkpoint, rebuilt from
-    config.json; with model "both", of workdir/cnn and workdir/dense), by model: results.json's own."""
-    config = vconfig.load(ImageClassifierConfig, workdir)
-    if data_dir is not None:
-        config = vconfig.override(config, {"data_dir": data_dir})
-    if config.model == BOTH:
-        return {name: evaluate_workdir(os.path.join(workdir, name), data_dir)[name] for name in MODELS}
-    mesh = sharding.data_mesh()
-    built = setup(config, mesh)
-    params = train.restore_params(workdir, built.task, built.optimizer, next(built.test_data.eval_batches()),
-                                  select_metric=None)
-    metrics = train.evaluate(train.make_eval_step(built.task, mesh), params, built.test_data,
-                             rng.stream(config.seed, "evaluation"), sharding.batch_sharded(mesh))
-    return {config.model: {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}}
-
-
-def run(config: ImageClassifierConfig) -> dict[str, Any]:
-    """Trains (or resumes) one classifier; writes workdir/{metrics.jsonl, results.json,
-    model_summary.txt, loss_curve.png, accuracy_curve.png, checkpoints}."""
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
-    built = setup(config, mesh)
-    train_split, test_split, num_classes = built.train_split, built.test_split, built.num_classes
-    train_data, test_data, model, task = built.train_data, built.test_data, built.model, built.task
-    image_shape = train_split.images.shape[1:]
-
-    # One image: the table's MACs are per image. eval_shape inside summarize allocates nothing.
-    summary = arith.summarize(model, jax.ShapeDtypeStruct((1, *image_shape), jnp.uint8), deterministic=True)
-    report.make_workdir(config.workdir)
-    vconfig.save(config, config.workdir, keep_existing=True)
-    with open(os.path.join(config.workdir, SUMMARY_FILE), "w", encoding="utf-8") as f:
-        f.write(arith.format_summary(summary) + "\n")
-    logging.info("%s: %s parameters, %s MACs per image", config.model, f"{summary.total_params:,}",
-                 f"{summary.total_macs:,}")
-
-    events = open_events(config.workdir, config)
-    try:
-        result = train.fit(task, built.optimizer, train_data, {"test": test_data}, config.train_config(),
-                           config.workdir, mesh=mesh, events=events)
-    finally:
-        events.close()
-
-    final = result.history[-1]
-    results = {
-        "dataset": config.dataset,
-        "model": config.model,
-        "epochs": final["epoch"],
-        "test_accuracy": final["test/accuracy"],
-        "test_loss": final["test/loss"],
-        "train_accuracy": final["train/accuracy"],
-        "train_loss": final["train/loss"],
-        "num_params": arith.count_params(result.params),
-        "macs_per_image": summary.total_macs,
-        "image_shape": image_shape,
-        "num_classes": num_classes,
-        "num_train": len(train_split.labels),
-        "num_test": len(test_split.labels),
-        "train_seconds": result.train_seconds,
-        "train_examples_per_second": result.examples_seen / result.train_seconds,
-        "units": "loss: mean cross-entropy in nats; accuracy: fraction correct",
-        "config": vconfig.to_dict(config),
-        "hardware": report.hardware(),
-    }
-    vconfig.save(config, config.workdir)
-    report.write_json(os.path.join(config.workdir, "results.json"), results)
-    title = f"{config.model} on {config.dataset}"
-    report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), result.history,
-                       ["train/loss", "test/loss"], "cross-entropy (nats)", title)
-    report.plot_curves(os.path.join(config.workdir, "accuracy_curve.png"), result.history,
-                       ["train/accuracy", "test/accuracy"], "accuracy", title)
-    return results
-
-
-def compare(config: ImageClassifierConfig) -> dict[str, dict[str, Any]]:
-    """Trains every model of MODELS in workdir/<model> and writes workdir/comparison.md; returns the
-    results of each, by model."""
-    report.make_workdir(config.workdir)
-    vconfig.save(config, config.workdir, keep_existing=True)
-    results, summaries = {}, {}
-    for name in MODELS:
-        model_config = dataclasses.replace(config, model=name, workdir=os.path.join(config.workdir, name))
-        results[name] = run(model_config)
-        with open(os.path.join(model_config.workdir, SUMMARY_FILE), encoding="utf-8") as f:
-            summaries[name] = f.read()
-    vconfig.save(config, config.workdir)
-    with open(os.path.join(config.workdir, "comparison.md"), "w", encoding="utf-8") as f:
-        f.write(format_comparison(results, summaries))
-    return results
+RECIPE = ImageClassifierRecipe()
 
 
 def format_comparison(results: Mapping[str, Mapping[str, Any]], summaries: Mapping[str, str]) -> str:

@@ -1,51 +1,51 @@
 """Sentence classification (the Elman RNN; the Kim CNN plugs in the same way): config and run.
 
     config = TextClassifierConfig(workdir="runs/rnn", dataset="stsa.binary", data_dir="../shared/datasets")
-    results = run(config)                     # also written to workdir/results.json
-    # working from a trained workdir: vaecnn.recipes.text_predict (predict, evaluate_file, evaluate_workdir)
+    results = lifecycle.run(RECIPE, config)   # also written to workdir/results.json
+    lifecycle.evaluate(RECIPE, "runs/rnn")    # its test accuracy again, from the checkpoint
+    # predictions from a trained workdir: vaecnn.recipes.text_predict (predict, evaluate_file)
 
 How a run is evaluated follows the data:
 
 * with a test split: train on train, keep the parameters of the epoch with the best dev accuracy
   (TrainConfig.select_metric = "dev/accuracy"; the last epoch's without a dev split) and report
   their accuracy on test, which training never looks at;
-* without one (MR): stratified, seeded k-fold cross-validation. Fold k trains on the other k - 1
-  folds in workdir/fold_<k> and is tested on fold k; as Kim (2014) did for data without a dev set,
-  a stratified `cv_dev_fraction` of those training examples is held out as the fold's dev set for
-  the same selection. Results report mean ± std over the folds.
+* without one (MR): stratified, seeded k-fold cross-validation. Fold k is a sub-run of its own in
+  workdir/fold_<k> (`cv_fold` = k): it trains on the other k - 1 folds and is tested on fold k; as
+  Kim (2014) did for data without a dev set, a stratified `cv_dev_fraction` of those training
+  examples is held out as the fold's dev set for the same selection. Results report mean ± std over
+  the folds, and each fold can be evaluated from its folder like any run.
 
 Every training run fits its TextPipeline (vocabulary, classes, length buckets) on its own training
-examples only and leaves in its folder what prediction needs: config.json, text_pipeline.json,
-classifier.json (how the parameters were selected) and checkpoints/. The model is `config.model`, an
+examples only and leaves in its folder what prediction needs: config.json, text_pipeline.json and
+checkpoints/. The model is `config.model`, an
 RNNConfig or CNNConfig that builds its flax module (called as (tokens_BxT, length_B, deterministic=...)).
 """
 
 import dataclasses
 import os
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
-import jax
 import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import arith, embeddings, report, rng, sharding, train
+from vaecnn import embeddings, evaluation, lifecycle, rng, sharding
 from vaecnn import config as vconfig
 from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
 from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeline, TextSplits, Vocabulary,
                               load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold)
 from vaecnn.errors import ConfigError
-from vaecnn.events import open_events
+from vaecnn.memory import check_eval_fits_in_memory
 from vaecnn.models.rnn import RNNConfig
 from vaecnn.models.text_cnn import CNNConfig
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
+from vaecnn.train import TrainConfig
 
 INPUT_FIELDS = ("tokens", "length")
 SELECT_METRIC = "dev/accuracy"
-CLASSIFIER_FILE = "classifier.json"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -88,10 +88,10 @@ class TextClassifierConfig:
     warmup_steps: int = option(0, "Warm-up steps of warmup_cosine.", lower_bound=0)
     clip_norm: float | None = option(5.0, "Clip gradients to this global norm (0: no clipping).", lower_bound=0.0)
     weight_decay: float = option(0.0, "AdamW weight decay.", lower_bound=0.0)
-    epochs: int = option(10, "Training epochs.", lower_bound=1)
-    batch_size: int = option(50, "Training batch size.", lower_bound=1)
-    eval_batch_size: int = option(500, "Evaluation batch size.", lower_bound=1, resumable=True)
-    seed: int = option(0, "Seed of every random draw (initialisation, order, folds).")
+    train: TrainConfig = TrainConfig(epochs=10, batch_size=50, eval_batch_size=500, select_metric=SELECT_METRIC)
+    # Resumable: cross-validation folders written before folds were runs of their own record none.
+    cv_fold: int | None = option(None, "Train and test only this fold of the cross-validation (0-based); each "
+                                 "fold's own folder records its number.", lower_bound=0, resumable=True)
 
     def __post_init__(self):
         if bool(self.dataset) == bool(self.train_file):
@@ -110,11 +110,8 @@ class TextClassifierConfig:
                               f"got {self.cv_dev_fraction}")
         if (self.max_len is not None and self.max_len < 1) or (self.max_vocab is not None and self.max_vocab < 2):
             raise ConfigError("--max_len must be >= 1 and --max_vocab >= 2 (it counts <pad> and <unk>)")
-        self.train_config(select_metric=None)  # validates epochs and batch sizes now, not after loading data
-
-    def train_config(self, select_metric: str | None) -> train.TrainConfig:
-        return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                                 eval_batch_size=self.eval_batch_size, select_metric=select_metric)
+        if self.cv_fold is not None and not 0 <= self.cv_fold < self.cv_folds:
+            raise ConfigError(f"--cv_fold must be in [0, --cv_folds={self.cv_folds}), got {self.cv_fold}")
 
 
 def pretrained_cnn(config: TextClassifierConfig) -> CNNConfig | None:
@@ -181,7 +178,7 @@ def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.nda
         return None
     words, vectors_NxD = _glove(pretrained)
     matrix_VxD, num_found = embeddings.build_embedding_matrix(vocab.itos, words, vectors_NxD,
-                                                              rng.stream(config.seed, "pretrained_fill"))
+                                                              rng.stream(config.train.seed, "pretrained_fill"))
     logging.info("embedding: %d of %d vocabulary words found among %d pretrained vectors", num_found,
                  len(vocab) - 1, len(words))
     return matrix_VxD
@@ -215,114 +212,142 @@ def make_text_optimizer(config: TextClassifierConfig, total_steps: int) -> optax
     return optimizer if constraint is None else optax.chain(optimizer, constraint)
 
 
-def _save_classifier(workdir: str, config: TextClassifierConfig, pipeline: TextPipeline,
-                     select_metric: str | None) -> None:
-    """What prediction needs besides the checkpoint: the config, the text pipeline and how the
-    parameters were selected."""
-    report.make_workdir(workdir)
-    vconfig.save(config, workdir, keep_existing=True)
-    pipeline.save(workdir)
-    report.write_json(os.path.join(workdir, CLASSIFIER_FILE), {"select_metric": select_metric})
+@dataclasses.dataclass(frozen=True)
+class RunSplits:
+    """The examples of one training run: train, dev (None: keep the last epoch) and test."""
+    train: TextDataset
+    dev: TextDataset | None
+    test: TextDataset
+    data: TextSplits          # what they came from (name, load report)
 
 
-def _train_and_test(config: TextClassifierConfig, workdir: str, train_set: TextDataset, dev_set: TextDataset | None,
-                    test_set: TextDataset, load_report: LoadReport, tag: str,
-                    mesh: jax.sharding.Mesh) -> dict[str, Any]:
-    """One training run in `workdir` (text pipeline from `train_set` and pretraining only, selection on
-    `dev_set` when given), then the accuracy of the selected parameters on `test_set`."""
-    pipeline = fit_pipeline(config, train_set)
-    named = {"train": train_set, "test": test_set, **({"dev": dev_set} if dev_set is not None else {})}
-    batchers = pipeline.batchers(named, config.batch_size, sharding.round_up_to_devices(config.eval_batch_size, mesh),
-                                 report=load_report, tag=tag)
-    select_metric = SELECT_METRIC if dev_set is not None else None
-    _save_classifier(workdir, config, pipeline, select_metric)
-
-    vocab_size = len(pipeline.vocab)
-    model = config.model.build(vocab_size, train_set.num_classes, pretrained_matrix(config, pipeline.vocab))
-    task = ClassifierTask(model, INPUT_FIELDS)
-    optimizer = make_text_optimizer(config, config.epochs * batchers["train"].num_batches)
-    eval_data = {"dev": batchers["dev"]} if dev_set is not None else {}
-    events = open_events(workdir, config)
-    try:
-        result = train.fit(task, optimizer, batchers["train"], eval_data, config.train_config(select_metric),
-                           workdir, mesh=mesh, events=events)
-    finally:
-        events.close()
-    eval_step, test_key, batch_sharding = train.make_eval_step(task, mesh), rng.stream(config.seed, "evaluation"), \
-        sharding.batch_sharded(mesh)
-    train.check_eval_fits_in_memory(eval_step, result.params, batchers["test"], test_key, batch_sharding)
-    test = train.evaluate(eval_step, result.params, batchers["test"], test_key, batch_sharding)
-    selected = result.history[result.selected_epoch - 1]
-    logging.info("%stest accuracy %.4f with the parameters of epoch %d", tag, test["accuracy"], result.selected_epoch)
-    vconfig.save(config, workdir)
-    return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"],
-            "dev_accuracy": selected.get("dev/accuracy"), "selected_epoch": result.selected_epoch,
-            "epochs": result.history[-1]["epoch"], "num_params": arith.count_params(result.params),
-            "vocab_size": vocab_size, "train_seconds": result.train_seconds,
-            "examples_seen": result.examples_seen}
-
-
-def run(config: TextClassifierConfig) -> dict[str, Any]:
-    """Trains (or resumes) and evaluates; writes workdir/results.json (and each run's metrics.jsonl,
-    checkpoints, config.json, text_pipeline.json, classifier.json, TensorBoard events) and returns the results."""
-    start = time.perf_counter()
-    config = with_vector_size(config)
-    report.make_workdir(config.workdir)
-    vconfig.save(config, config.workdir, keep_existing=True)
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
-    data = load_splits(config)
-    logging.info("%s: %s", data.name, data.report.summary())
-    for line in data.report.first_skipped:
-        logging.warning("skipped %s line %d of %s: %s", line.split, line.line, line.path, line.reason)
-    if "test" in data:
-        results = _train_and_test(config, config.workdir, data["train"], data.splits.get("dev"), data["test"],
-                                  data.report, "", mesh)
-        results.update(train_examples_per_second=results["examples_seen"] / results["train_seconds"],
-                       evaluation="test split" + (", parameters selected on dev" if "dev" in data else ""))
-    else:
-        results = _cross_validate(config, data, mesh)
-    results.update(dataset=data.name, model=config.model.KIND, data=data.report.summary(),
-                   wall_seconds=time.perf_counter() - start, config=vconfig.to_dict(config),
-                   hardware=report.hardware())
-    vconfig.save(config, config.workdir)
-    report.write_json(os.path.join(config.workdir, "results.json"), results)
-    return results
-
-
-def _cross_validate(config: TextClassifierConfig, data: TextSplits, mesh: jax.sharding.Mesh) -> dict[str, Any]:
-    """Stratified k-fold CV over every labelled example of `data` (MR: its single split "all").
-
-    cv_accuracy_std is the sample standard deviation over folds (ddof = 1); num_params is the mean
-    over folds, whose vocabularies (hence embedding tables) differ.
-    """
+def pooled_examples(data: TextSplits) -> TextDataset:
+    """Every labelled example of `data` (MR: its single split "all"), for cross-validation."""
     every = list(data.splits.values())
-    pooled = TextDataset([text for split in every for text in split.texts],
-                         np.concatenate([split.labels for split in every]), data.class_names)
-    logging.info("%s has no test split: %d-fold cross-validation over its %d examples", data.name,
-                 config.cv_folds, len(pooled))
-    _check_folds(config, pooled)
-    folds = []
-    for fold, (train_idx, test_idx) in enumerate(stratified_kfold(pooled.labels, config.cv_folds, config.seed)):
-        tag = f"fold_{fold:02d}/"
-        train_set, dev_set = pooled.subset(train_idx), None
-        if config.cv_dev_fraction:
-            # The first of round(1 / fraction) stratified folds of the training examples.
-            keep_idx, dev_idx = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.seed)[0]
-            train_set, dev_set = train_set.subset(keep_idx), train_set.subset(dev_idx)
-        folds.append(_train_and_test(config, os.path.join(config.workdir, tag), train_set, dev_set,
-                                     pooled.subset(test_idx), data.report, tag, mesh))
-    accuracies = np.array([fold["test_accuracy"] for fold in folds])
-    train_seconds = sum(fold["train_seconds"] for fold in folds)
-    return {"cv_accuracy_mean": float(accuracies.mean()), "cv_accuracy_std": float(accuracies.std(ddof=1)),
-            "cv_folds": config.cv_folds, "fold_accuracies": accuracies.tolist(),
-            "num_params": int(round(np.mean([fold["num_params"] for fold in folds]))),
-            "train_seconds": train_seconds,
-            "train_examples_per_second": sum(fold["examples_seen"] for fold in folds) / train_seconds,
-            "evaluation": f"stratified {config.cv_folds}-fold cross-validation (seed {config.seed}), each fold's "
-                          + (f"parameters selected on {config.cv_dev_fraction:.0%} of its training examples"
-                             if config.cv_dev_fraction else "parameters of its last epoch"),
-            "folds": folds}
+    return TextDataset([text for split in every for text in split.texts],
+                       np.concatenate([split.labels for split in every]), data.class_names)
+
+
+def run_splits(config: TextClassifierConfig, data: TextSplits) -> RunSplits:
+    """The data's own train/dev/test, or with config.cv_fold = k that fold's: the other folds' examples
+    (less a stratified cv_dev_fraction of them as dev) for training, fold k for test."""
+    if config.cv_fold is None:
+        return RunSplits(data["train"], data.splits.get("dev"), data["test"], data)
+    pooled = pooled_examples(data)
+    train_idx, test_idx = stratified_kfold(pooled.labels, config.cv_folds, config.train.seed)[config.cv_fold]
+    train_set, dev_set = pooled.subset(train_idx), None
+    if config.cv_dev_fraction:
+        # The first of round(1 / fraction) stratified folds of the training examples.
+        keep_idx, dev_idx = stratified_kfold(train_set.labels, round(1 / config.cv_dev_fraction), config.train.seed)[0]
+        train_set, dev_set = train_set.subset(keep_idx), train_set.subset(dev_idx)
+    return RunSplits(train_set, dev_set, pooled.subset(test_idx), data)
+
+
+def _tag(config: TextClassifierConfig) -> str:
+    return "" if config.cv_fold is None else f"fold_{config.cv_fold:02d}/"
+
+
+class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
+    """A sentence classifier (config.model: the Elman RNN or Kim's CNN) as a model family of
+    vaecnn.lifecycle; data without a test split is cross-validated, one sub-run per fold."""
+    config_type = TextClassifierConfig
+
+    def subruns(self, config: TextClassifierConfig) -> dict[str, TextClassifierConfig]:
+        if config.cv_fold is not None:
+            return {}
+        data = load_splits(config)
+        if "test" in data:
+            return {}
+        pooled = pooled_examples(data)
+        logging.info("%s has no test split: %d-fold cross-validation over its %d examples", data.name,
+                     config.cv_folds, len(pooled))
+        _check_folds(config, pooled)
+        return {f"fold_{fold:02d}": vconfig.override(config, {"cv_fold": fold, "workdir": os.path.join(
+            config.workdir, f"fold_{fold:02d}")}) for fold in range(config.cv_folds)}
+
+    def combine(self, config: TextClassifierConfig, results: Mapping[str, Mapping[str, Any]]) -> dict[str, Any]:
+        """Cross-validation: cv_accuracy_std is the sample standard deviation over folds (ddof = 1);
+        num_params is the mean over folds, whose vocabularies (hence embedding tables) differ."""
+        folds = list(results.values())
+        accuracies = np.array([fold["test_accuracy"] for fold in folds])
+        combined = {"cv_accuracy_mean": float(accuracies.mean()), "cv_accuracy_std": float(accuracies.std(ddof=1)),
+                    "cv_folds": config.cv_folds, "fold_accuracies": accuracies.tolist(),
+                    "evaluation": f"stratified {config.cv_folds}-fold cross-validation (seed {config.train.seed}), "
+                                  "each fold's " + (f"parameters selected on {config.cv_dev_fraction:.0%} of its "
+                                                    "training examples" if config.cv_dev_fraction
+                                                    else "parameters of its last epoch"),
+                    "dataset": folds[0]["dataset"], "model": config.model.KIND}
+        if all("train_seconds" in fold for fold in folds):  # training, not a re-evaluation
+            train_seconds = sum(fold["train_seconds"] for fold in folds)
+            combined.update(num_params=int(round(np.mean([fold["num_params"] for fold in folds]))),
+                            train_seconds=train_seconds,
+                            train_examples_per_second=sum(fold["examples_seen"] for fold in folds) / train_seconds,
+                            data=folds[0]["data"])
+        return {**combined, "folds": folds}
+
+    def build(self, config: TextClassifierConfig, mesh, *, training: bool) -> lifecycle.Built:
+        config = with_vector_size(config)
+        if not training:
+            pipeline = TextPipeline.load(config.workdir)
+            # The checkpoint replaces any pretrained table, and restoring traces only shapes: zeros do.
+            vocab_size = len(pipeline.vocab)
+            placeholder_VxD = (None if pretrained_cnn(config) is None
+                               else np.zeros((vocab_size, config.model.embed_dim), np.float32))
+            task = ClassifierTask(config.model.build(vocab_size, len(pipeline.class_names), placeholder_VxD),
+                                  INPUT_FIELDS)
+            probe = next(pipeline.batcher(pipeline.unlabelled(["a"]), 1).eval_batches())
+            return lifecycle.Built(task, probe, family=pipeline)
+        data = load_splits(config)
+        if config.cv_fold in (None, 0):
+            logging.info("%s: %s", data.name, data.report.summary())
+            for line in data.report.first_skipped:
+                logging.warning("skipped %s line %d of %s: %s", line.split, line.line, line.path, line.reason)
+        splits = run_splits(config, data)
+        pipeline = fit_pipeline(config, splits.train)
+        named = {"train": splits.train, "test": splits.test, **({"dev": splits.dev} if splits.dev is not None else {})}
+        batchers = pipeline.batchers(named, config.train.batch_size,
+                                     sharding.round_up_to_devices(config.train.eval_batch_size, mesh),
+                                     report=data.report, tag=_tag(config))
+        pipeline.save(config.workdir)
+        model = config.model.build(len(pipeline.vocab), splits.train.num_classes,
+                                   pretrained_matrix(config, pipeline.vocab))
+        optimizer = make_text_optimizer(config, config.train.epochs * batchers["train"].num_batches)
+        eval_data = {"dev": batchers["dev"]} if splits.dev is not None else {}
+        return lifecycle.Built(ClassifierTask(model, INPUT_FIELDS), batchers["test"].largest_batch(), optimizer,
+                               batchers["train"], eval_data, family={"test": batchers["test"], "splits": splits,
+                                                                     "pipeline": pipeline})
+
+    def results(self, built, config: TextClassifierConfig, fit, mesh) -> dict[str, Any]:
+        test = _test_metrics(built.task, fit.params, built.family["test"], config, mesh)
+        selected = fit.history[fit.selected_epoch - 1]
+        logging.info("%stest accuracy %.4f with the parameters of epoch %d", _tag(config), test["accuracy"],
+                     fit.selected_epoch)
+        splits = built.family["splits"]
+        return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"],
+                "dev_accuracy": selected.get("dev/accuracy"), "vocab_size": len(built.family["pipeline"].vocab),
+                "examples_seen": fit.examples_seen, "dataset": splits.data.name, "model": config.model.KIND,
+                "data": splits.data.report.summary(),
+                "evaluation": ("test split" + (", parameters selected on dev" if splits.dev is not None else ""))
+                if config.cv_fold is None else f"fold {config.cv_fold} of {config.cv_folds}"}
+
+    def evaluate(self, built, config: TextClassifierConfig, params, mesh) -> dict[str, Any]:
+        """The test accuracy of the kept parameters on the run's own test split (a fold's: its fold),
+        computed as the run computed it (same batches, same key): results.json's test_accuracy."""
+        pipeline = built.family
+        test_set = run_splits(config, load_splits(config)).test
+        batcher = pipeline.batcher(pipeline.encode(test_set),
+                                   sharding.round_up_to_devices(config.train.eval_batch_size, mesh))
+        test = _test_metrics(built.task, params, batcher, config, mesh)
+        return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"]}
+
+
+def _test_metrics(task: ClassifierTask, params, batcher, config: TextClassifierConfig, mesh) -> dict[str, float]:
+    eval_step, key = evaluation.make_eval_step(task, mesh), rng.stream(config.train.seed, "evaluation")
+    check_eval_fits_in_memory(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
+    return evaluation.evaluate(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
+
+
+RECIPE = TextClassifierRecipe()
 
 
 def _check_folds(config: TextClassifierConfig, pooled: TextDataset) -> None:

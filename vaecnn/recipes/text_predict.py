@@ -1,11 +1,11 @@
 """Working from a trained text-classifier workdir: predictions, and accuracies on the test split or any file.
 
     predict("runs/rnn_sst2", ["a gorgeous film"])             # [("positive", 0.97)]
-    evaluate_workdir("runs/rnn_sst2")                          # the run's test accuracy, again
     evaluate_file("runs/rnn_sst2", "my_reviews.txt")           # accuracy + predictions_my_reviews.txt.tsv
 
-Everything is rebuilt from what the run left in its folder: config.json (the model), text_pipeline.json
-(vocabulary, classes, buckets), classifier.json (how the parameters were selected) and checkpoints/.
+Everything is rebuilt from what the run left in its folder (vaecnn.lifecycle.restore): config.json (the
+model, and how the kept parameters were selected), text_pipeline.json (vocabulary, classes, buckets) and
+checkpoints/. The run's own test accuracy, again: lifecycle.evaluate(text_classifier.RECIPE, workdir).
 Sentences are classified in batches of one shape (the longest sentence's), so one program is compiled
 however many sentences there are.
 """
@@ -18,39 +18,21 @@ import jax
 import numpy as np
 from absl import logging
 
-from vaecnn import config as vconfig
-from vaecnn import report, rng, sharding, train
+from vaecnn import lifecycle
 from vaecnn.classification import ClassifierTask
-from vaecnn.data.text import LoadReport, TextBatcher, TextPipeline
-from vaecnn.errors import ConfigError, DataError
-from vaecnn.recipes.text_classifier import (CLASSIFIER_FILE, INPUT_FIELDS, TextClassifierConfig, load_splits,
-                                            make_text_optimizer, pretrained_cnn, read_split_file)
-
-
-def load_classifier(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, str | None]:
-    """(config, text pipeline, select metric) of a trained workdir."""
-    path = os.path.join(workdir, CLASSIFIER_FILE)
-    if not os.path.exists(path):
-        hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
-                if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
-        raise ConfigError(f"no trained classifier in {workdir} (no {CLASSIFIER_FILE}){hint}")
-    classifier = report.read_json(path)
-    if "select_metric" not in classifier:
-        raise DataError(f"{path} is damaged (no select_metric); restore it, or retrain in {workdir}")
-    return vconfig.load(TextClassifierConfig, workdir), TextPipeline.load(workdir), classifier["select_metric"]
+from vaecnn.data.text import PIPELINE_FILE, LoadReport, TextBatcher, TextPipeline
+from vaecnn.errors import ConfigError
+from vaecnn.recipes.text_classifier import RECIPE, TextClassifierConfig, read_split_file
 
 
 def _restored(workdir: str) -> tuple[TextClassifierConfig, TextPipeline, ClassifierTask, Any]:
-    """(config, pipeline, task, selected parameters) of a trained workdir."""
-    config, pipeline, select_metric = load_classifier(workdir)
-    # The checkpoint replaces any pretrained table, and restore_params traces only shapes: zeros do.
-    vocab_size = len(pipeline.vocab)
-    placeholder_VxD = None if pretrained_cnn(config) is None else np.zeros((vocab_size, config.model.embed_dim),
-                                                                            np.float32)
-    task = ClassifierTask(config.model.build(vocab_size, len(pipeline.class_names), placeholder_VxD), INPUT_FIELDS)
-    probe = next(pipeline.batcher(pipeline.unlabelled(["a"]), 1).eval_batches())
-    params = train.restore_params(workdir, task, make_text_optimizer(config, total_steps=1), probe, select_metric)
-    return config, pipeline, task, params
+    """(config, pipeline, task, kept parameters) of a trained workdir."""
+    if not os.path.exists(os.path.join(workdir, PIPELINE_FILE)):
+        hint = (f"; it holds a cross-validation run: pass one fold's folder, e.g. {os.path.join(workdir, 'fold_00')}"
+                if os.path.isdir(os.path.join(workdir, "fold_00")) else "; train one there first")
+        raise ConfigError(f"no trained classifier in {workdir} (no {PIPELINE_FILE}){hint}")
+    restored = lifecycle.restore(RECIPE, workdir)
+    return restored.config, restored.built.family, restored.built.task, restored.params
 
 
 def _probabilities(workdir: str, dataset_of: Any) -> tuple[TextClassifierConfig, TextPipeline, np.ndarray]:
@@ -98,19 +80,3 @@ def evaluate_file(workdir: str, path: str, output: str | None = None) -> dict[st
         f.write("\n".join(lines) + "\n")
     return {"accuracy": float(np.mean(predicted == dataset.labels)), "count": len(dataset),
             "skipped": load_report.num_skipped(), "predictions_file": output}
-
-
-def evaluate_workdir(workdir: str) -> dict[str, Any]:
-    """The test accuracy of the run's selected parameters on its own test split, computed as the run
-    computed it (same batches, same key): it equals results.json's test_accuracy."""
-    config, pipeline, task, params = _restored(workdir)
-    data = load_splits(config)
-    if "test" not in data:
-        raise ConfigError(f"{workdir} was trained on data without a test split (a cross-validation fold: the "
-                          "fold's test examples are in no file); pass --eval_file=<labelled file> instead")
-    mesh = sharding.data_mesh()
-    eval_batch_size = sharding.round_up_to_devices(config.eval_batch_size, mesh)
-    batcher = pipeline.batcher(pipeline.encode(data["test"]), eval_batch_size)
-    metrics = train.evaluate(train.make_eval_step(task, mesh), params, batcher, rng.stream(config.seed, "evaluation"),
-                             sharding.batch_sharded(mesh))
-    return {"test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"], "test_count": metrics["count"]}

@@ -1,14 +1,16 @@
-"""The VAE experiment: config, task, and a run that leaves metrics, checkpoints, pictures, results.
+"""The VAE experiment: its config, task and recipe (vaecnn.lifecycle), pictures and log p(x).
 
-    config = VAEConfig(dataset="mnist", data_dir="../shared/datasets", workdir="runs/vae")
-    results = run(config)        # also written to workdir/results.json
+    config = vconfig.override(VAEConfig(), {"data_dir": "../shared/datasets", "epochs": 5})
+    results = lifecycle.run(RECIPE, config)      # also written to workdir/results.json
+    lifecycle.evaluate(RECIPE, "runs/vae_mnist", overrides={"eval_iw_samples": 5000})
+    sample("runs/vae_mnist", num_images=100)     # runs/vae_mnist/samples_100.png
 """
 
 import dataclasses
 import math
 import os
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -17,18 +19,18 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import config as vconfig
-from vaecnn import arith, report, rng, sharding, train
+from vaecnn import evaluation, lifecycle, report, rng, sharding
 from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import (ImageSplit, binarize, binarize_once, data_dir_option, dataset_option,
                                  load_image_dataset)
 from vaecnn.errors import ConfigError
-from vaecnn.events import EventWriter, open_events
+from vaecnn.events import EventWriter
 from vaecnn.models.vae import ACTIVATIONS, ARCHS, LIKELIHOODS, VAE, make_vae
 from vaecnn import objectives
 from vaecnn.objectives import ElboTerms, importance_weighted_log_likelihood
 from vaecnn.optim import SCHEDULES, make_optimizer
+from vaecnn.train import TrainConfig
 
 OBJECTIVES = ("elbo", "iwae")
 NUM_PICTURE_IMAGES = 16
@@ -37,6 +39,7 @@ NUM_INTERPOLATIONS = 4        # rows of interpolation.png, each between two test
 INTERPOLATION_STEPS = 10
 MANIFOLD_SIZE = 15            # latent_manifold.png: a 15 x 15 grid of decoded 2-D latents
 NUM_SCATTER_POINTS = 5000
+IW_POSITION_FILE = "iw_evaluation_position.json"  # a stopped log p(x) estimate's partial sums
 
 
 def parse_gaussian_logvar(text: str) -> float | None:
@@ -72,25 +75,16 @@ class VAEConfig:
     objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with k = --num_samples "
                             "(k = 1: the ELBO).", choices=OBJECTIVES)
     num_samples: int = option(1, "Samples of z per example in the objective.", lower_bound=1)
-    # The fastest sound recipe measured (README, "VAE on MNIST"): reaches 100 nats in about 11 epochs and
-    # ~95 at 30, against 11 and 96.1 for Adam 1e-3 at batch 128, in less time per epoch.
-    epochs: int = option(30, "Training epochs.", lower_bound=1)
-    batch_size: int = option(256, "Training batch size.", lower_bound=1)
+    # The fastest sound recipe measured (docs/results.md, "VAE on MNIST"): 30 epochs at batch 256.
+    train: TrainConfig = TrainConfig(epochs=30, batch_size=256, eval_batch_size=1000)
     learning_rate: float = option(3e-3, "Adam peak learning rate.", lower_bound=0.0)
     lr_schedule: str = option("warmup_cosine", "Learning-rate schedule.", choices=SCHEDULES)
     warmup_epochs: float = option(1.0, "warmup_cosine: linear warm-up, in epochs (then cosine decay to 0).",
                                   lower_bound=0.0)
-    seed: int = option(0, "Seed of every random draw.")
-    eval_batch_size: int = option(1000, "Evaluation batch size.", lower_bound=1, resumable=True)
     eval_iw_samples: int = option(0, "If > 0: importance samples for the test log p(x) estimate.", lower_bound=0,
                                   resumable=True)
     iw_chunk_size: int = option(500, "Importance samples decoded at once per test batch (memory ~ "
                                 "eval_batch_size x this).", lower_bound=1, resumable=True)
-    keep_checkpoint_every: int = option(0, "Also keep every N-th epoch's checkpoint for good (0: only the newest "
-                                        "two), to evaluate along the run: --mode=evaluate --epoch=N.",
-                                        lower_bound=0, resumable=True)
-    steps_per_chunk: int = option(100, "Training steps per compiled program (more: fewer dispatches from "
-                                  "Python; progress is logged between programs).", lower_bound=1, resumable=True)
 
     def __post_init__(self):
         for name, value, choices in (("likelihood", self.likelihood, LIKELIHOODS), ("arch", self.arch, ARCHS),
@@ -103,17 +97,11 @@ class VAEConfig:
                               f"{self.latent_dim} and {list(self.hidden_sizes)}")
         if self.arch == "conv" and (not self.conv_features or min(self.conv_features) < 1):
             raise ConfigError(f"every --conv_features entry must be >= 1, got {list(self.conv_features)}")
-        if self.lr_schedule not in SCHEDULES or self.warmup_epochs < 0 or self.steps_per_chunk < 1:
-            raise ConfigError(f"--lr_schedule must be one of {', '.join(SCHEDULES)}, --warmup_epochs >= 0 and "
-                              f"--steps_per_chunk >= 1; got {self.lr_schedule!r}, {self.warmup_epochs}, "
-                              f"{self.steps_per_chunk}")
+        if self.lr_schedule not in SCHEDULES or self.warmup_epochs < 0:
+            raise ConfigError(f"--lr_schedule must be one of {', '.join(SCHEDULES)} and --warmup_epochs >= 0; got "
+                              f"{self.lr_schedule!r}, {self.warmup_epochs}")
         if self.num_samples < 1 or self.eval_iw_samples < 0 or self.iw_chunk_size < 1:
             raise ConfigError("--num_samples and --iw_chunk_size must be >= 1 and --eval_iw_samples >= 0")
-
-    def train_config(self) -> train.TrainConfig:
-        return train.TrainConfig(epochs=self.epochs, batch_size=self.batch_size, seed=self.seed,
-                                 eval_batch_size=self.eval_batch_size, steps_per_chunk=self.steps_per_chunk,
-                                 keep_checkpoint_every=self.keep_checkpoint_every)
 
 
 @dataclasses.dataclass(frozen=True)
@@ -274,28 +262,30 @@ class _Pictures:
 
 
 def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: jax.Array, num_samples: int,
-                            chunk_size: int) -> float:
+                            chunk_size: int, position_file: str, what: str) -> float:
     """Mean over the split of -log p(x), estimated with `num_samples` importance samples per example
-    (chunked: memory O(batch x chunk))."""
+    (chunked: memory O(batch x chunk)). It takes minutes: on SIGTERM or SIGINT it stops between batches
+    with its position in `position_file`, and the rerun continues to the same figure
+    (evaluation.resumable_sums; `what` names this evaluation)."""
     model = task.model
 
     @jax.jit
-    def batch_sum(params, batch, key):
+    def batch_sums(params, batch, key):
         data_key, sample_key = jax.random.split(key)
         x = task.inputs(data_key, batch["image"])
         bind = lambda method: (lambda *args: model.apply({"params": params}, *args, method=method))
         log_px_B = importance_weighted_log_likelihood(sample_key, x, bind(VAE.encode), bind(VAE.log_likelihood),
                                                       num_samples, chunk_size)
-        return -jnp.sum(log_px_B * batch["mask"]), jnp.sum(batch["mask"])
+        return {"nll": -jnp.sum(log_px_B * batch["mask"]), "count": jnp.sum(batch["mask"])}
 
-    total, count = 0.0, 0.0
-    for index, batch in enumerate(batcher.eval_batches()):
-        nll_sum, batch_count = batch_sum(params, batch, rng.batch_key(key, index))
-        total, count = total + float(nll_sum), count + float(batch_count)
+    def log(index: int, totals: dict[str, float]) -> None:
         # A k = 5000 pass over MNIST's test set takes tens of minutes on a CPU: show it moving.
         logging.info("importance-weighted NLL: batch %d/%d, running mean %.3f nats", index + 1,
-                     batcher.num_eval_batches, total / count)
-    return total / count
+                     batcher.num_eval_batches, totals["nll"] / totals["count"])
+
+    totals = evaluation.resumable_sums(what, position_file, batcher.eval_batches(), batcher.num_eval_batches,
+                                       lambda index, batch: batch_sums(params, batch, rng.batch_key(key, index)), log)
+    return totals["nll"] / totals["count"]
 
 
 def load_splits(config: VAEConfig) -> dict[str, ImageSplit]:
@@ -303,7 +293,7 @@ def load_splits(config: VAEConfig) -> dict[str, ImageSplit]:
     every evaluation (ELBO, importance-weighted, pictures) sees the same bits."""
     splits = load_image_dataset(config.dataset, config.data_dir)
     if config.likelihood == "bernoulli":
-        splits["test"] = dataclasses.replace(splits["test"], images=binarize_once(config.seed, splits["test"].images))
+        splits["test"] = dataclasses.replace(splits["test"], images=binarize_once(config.train.seed, splits["test"].images))
     return splits
 
 
@@ -315,77 +305,92 @@ def make_task(config: VAEConfig, image_shape: Sequence[int]) -> VAETask:
 
 
 def make_vae_optimizer(config: VAEConfig, steps_per_epoch: int) -> optax.GradientTransformation:
-    """Adam with the configured schedule over config.epochs epochs of `steps_per_epoch` steps."""
-    total_steps = config.epochs * steps_per_epoch
+    """Adam with the configured schedule over config.train.epochs epochs of `steps_per_epoch` steps."""
+    total_steps = config.train.epochs * steps_per_epoch
     # Below the total, so a very short run (the digits demo, a test) still has a decay phase.
     warmup_steps = min(round(config.warmup_epochs * steps_per_epoch), max(total_steps - 1, 0))
     return make_optimizer("adam", config.learning_rate, total_steps, config.lr_schedule, warmup_steps)
 
 
-def run(config: VAEConfig, on_epoch_end: Callable[[int, Any], bool | None] | None = None) -> dict[str, Any]:
-    """Trains (or resumes) the VAE and writes workdir/{metrics.jsonl, results.json, *.png, checkpoints}.
+class VAERecipe(lifecycle.RecipeBase[VAEConfig]):
+    """The VAE as a model family of vaecnn.lifecycle: MNIST-like images, the ELBO or IWAE objective,
+    pictures every epoch, and with eval_iw_samples = k the k-sample estimate of test -log p(x)."""
+    config_type = VAEConfig
 
-    on_epoch_end(epoch, params), if given, runs after each epoch's pictures (e.g. a measurement); if it
-    returns True, training stops after that epoch.
-    """
-    mesh = sharding.data_mesh()
-    sharding.check_batch_size(config.batch_size, mesh)  # before the data loads: a bad flag fails at once
-    splits = load_splits(config)
-    image_shape = splits["train"].images.shape[1:]
-    logging.info("%s: %d train / %d test images of shape %s", config.dataset, len(splits["train"].images),
-                 len(splits["test"].images), image_shape)
-    train_data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.batch_size, mesh)
-    test_data = ArrayBatcher.on_mesh({"image": splits["test"].images},
-                                     sharding.round_up_to_devices(config.eval_batch_size, mesh), mesh)
+    def build(self, config: VAEConfig, mesh, *, training: bool) -> lifecycle.Built:
+        splits = load_splits(config)
+        image_shape = splits["test"].images.shape[1:]
+        test_data = ArrayBatcher.on_mesh({"image": splits["test"].images},
+                                         sharding.round_up_to_devices(config.train.eval_batch_size, mesh), mesh)
+        task = make_task(config, image_shape)
+        if not training:
+            return lifecycle.Built(task, next(test_data.eval_batches()), eval_data={"test": test_data}, family=splits)
+        logging.info("%s: %d train / %d test images of shape %s", config.dataset, len(splits["train"].images),
+                     len(splits["test"].images), image_shape)
+        train_data = ArrayBatcher.on_mesh({"image": splits["train"].images}, config.train.batch_size, mesh)
+        return lifecycle.Built(task, next(test_data.eval_batches()), make_vae_optimizer(config, train_data.num_batches),
+                               train_data, {"test": test_data}, family=splits)
 
-    task = make_task(config, image_shape)
-    optimizer = make_vae_optimizer(config, train_data.num_batches)
-    report.make_workdir(config.workdir)
-    vconfig.save(config, config.workdir, keep_existing=True)
-    events = open_events(config.workdir, config)
-    pictures = _Pictures(task, splits["test"], config.workdir,
-                         rng.stream(config.seed, "pictures"), events)
+    def epoch_hook(self, built, config: VAEConfig, events: EventWriter | None):
+        return _Pictures(built.task, built.family["test"], config.workdir, rng.stream(config.train.seed, "pictures"),
+                         events)
 
-    def epoch_end(epoch: int, params) -> bool | None:
-        pictures(epoch, params)
-        return on_epoch_end(epoch, params) if on_epoch_end is not None else None
+    def results(self, built, config: VAEConfig, fit, mesh) -> dict[str, Any]:
+        final = fit.history[-1]
+        results = {
+            "dataset": config.dataset,
+            "test_neg_elbo": final["test/neg_elbo"],
+            "test_recon": final["test/recon"],
+            "test_kl": final["test/kl"],
+            "train_neg_elbo": final["train/neg_elbo"],
+            "units": "nats per example",
+            "test_binarization": f"fixed (seed {config.train.seed})" if config.likelihood == "bernoulli" else "none",
+            **({"test_neg_iwae": final["test/neg_iwae"]} if config.objective == "iwae" else {}),
+            **self._likelihood(built, config, fit.params, final["epoch"]),
+        }
+        curves = ["train/neg_elbo", "test/neg_elbo"] + (["train/neg_iwae", "test/neg_iwae"]
+                                                        if config.objective == "iwae" else [])
+        report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history, curves,
+                           "negative bound (nats)", config.dataset)
+        return results
 
-    try:
-        result = train.fit(task, optimizer, train_data, {"test": test_data}, config.train_config(),
-                           config.workdir, mesh=mesh, on_epoch_end=epoch_end, events=events)
-        pictures(result.selected_epoch, result.params)
-    finally:
-        events.close()
+    def evaluate(self, built, config: VAEConfig, params, mesh) -> dict[str, Any]:
+        """The test -ELBO, reconstruction and KL (nats per example; results.json's own for the newest
+        checkpoint) and, with eval_iw_samples = k > 0, the k-sample estimate of -log p(x)."""
+        epoch_metrics = evaluation.evaluate(evaluation.make_eval_step(built.task, mesh), params,
+                                            built.eval_data["test"], rng.stream(config.train.seed, "evaluation"),
+                                            sharding.batch_sharded(mesh))
+        results = {"test_neg_elbo": epoch_metrics["neg_elbo"], "test_recon": epoch_metrics["recon"],
+                   "test_kl": epoch_metrics["kl"],
+                   **({"test_neg_iwae": epoch_metrics["neg_iwae"]} if config.objective == "iwae" else {})}
+        return {**results, **self._likelihood(built, config, params, None)}
 
-    final = result.history[-1]
-    results = {
-        "dataset": config.dataset,
-        "epochs": final["epoch"],
-        "test_neg_elbo": final["test/neg_elbo"],
-        "test_recon": final["test/recon"],
-        "test_kl": final["test/kl"],
-        "train_neg_elbo": final["train/neg_elbo"],
-        "train_seconds": result.train_seconds,
-        "train_examples_per_second": result.examples_seen / result.train_seconds,
-        "num_params": arith.count_params(result.params),
-        "units": "nats per example",
-        "test_binarization": f"fixed (seed {config.seed})" if config.likelihood == "bernoulli" else "none",
-        **({"test_neg_iwae": final["test/neg_iwae"]} if config.objective == "iwae" else {}),
-        "config": vconfig.to_dict(config),
-        "hardware": report.hardware(),
-    }
-    if config.eval_iw_samples:
+    @staticmethod
+    def _likelihood(built, config: VAEConfig, params, epoch: int | None) -> dict[str, Any]:
+        """{test_nll_iw, iw_samples, iw_eval_seconds} with eval_iw_samples = k > 0, else {}."""
+        if not config.eval_iw_samples:
+            return {}
         logging.info("estimating test log p(x) with %d importance samples", config.eval_iw_samples)
-        iw_start = time.perf_counter()
-        results["test_nll_iw"] = importance_weighted_nll(
-            task, result.params, test_data, rng.stream(config.seed, "test_likelihood"),
-            config.eval_iw_samples, config.iw_chunk_size)
-        results["iw_samples"] = config.eval_iw_samples
-        results["iw_eval_seconds"] = time.perf_counter() - iw_start
-    vconfig.save(config, config.workdir)
-    report.write_json(os.path.join(config.workdir, "results.json"), results)
-    curves = ["train/neg_elbo", "test/neg_elbo"] + (["train/neg_iwae", "test/neg_iwae"] if config.objective == "iwae"
-                                                    else [])
-    report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), result.history, curves,
-                       "negative bound (nats)", config.dataset)
-    return results
+        start = time.perf_counter()
+        what = (f"the {config.eval_iw_samples}-sample test log p(x) (chunks of {config.iw_chunk_size}) of "
+                f"{'the newest checkpoint' if epoch is None else f'epoch {epoch}'}")
+        nll = importance_weighted_nll(built.task, params, built.eval_data["test"],
+                                      rng.stream(config.train.seed, "test_likelihood"), config.eval_iw_samples,
+                                      config.iw_chunk_size, os.path.join(config.workdir, IW_POSITION_FILE), what)
+        return {"test_nll_iw": nll, "iw_samples": config.eval_iw_samples,
+                "iw_eval_seconds": time.perf_counter() - start}
+
+
+RECIPE = VAERecipe()
+
+
+def sample(run_dir: str, num_images: int, *, overrides: dict[str, Any] | None = None) -> str:
+    """Decodes `num_images` draws z ~ N(0, I) with the model in `run_dir` into one grid,
+    run_dir/samples_<num_images>.png, and returns its path."""
+    restored = lifecycle.restore(RECIPE, run_dir, overrides=overrides)
+    model = restored.built.task.model
+    z_NxZ = jax.random.normal(rng.stream(restored.config.train.seed, "samples"), (num_images, model.encoder.latent_dim))
+    images = jax.jit(lambda params, z: model.apply({"params": params}, z, method=VAE.mean_image))(restored.params, z_NxZ)
+    path = os.path.join(run_dir, f"samples_{num_images}.png")
+    report.save_image_grid(path, np.asarray(images), columns=int(np.ceil(np.sqrt(num_images))))
+    return path
