@@ -3,6 +3,7 @@ flag table in docs/usage.md (generated from VAEConfig's fields), and no preset d
 
 import glob
 import importlib
+import importlib.util
 import os
 import re
 
@@ -30,25 +31,34 @@ def names(cell: str) -> list[str]:
     return [name for name in found if re.fullmatch(r"[\w./]+(::\w+)*", name)]
 
 
-def resolve_code(name: str, module: str | None) -> str:
-    """The module a `vaecnn.` name lives in (its attributes must exist); a bare name resolves in the module
-    named before it."""
+def is_module(name: str) -> bool:
+    try:
+        return importlib.util.find_spec(name) is not None
+    except ModuleNotFoundError:  # a parent that is a module, not a package
+        return False
+
+
+def resolve_code(name: str, modules: list[str]) -> list[str]:
+    """Checks that `name` exists: a `vaecnn.` name by importing it, a bare name (`elbo`, `VAE.__call__`) in
+    one of the modules named before it. Returns the modules named so far."""
     if name.startswith("vaecnn."):
         parts = name.split(".")
-        for cut in range(len(parts), 1, -1):
-            try:
-                obj = importlib.import_module(".".join(parts[:cut]))
-            except ModuleNotFoundError:
-                continue
-            module, rest = ".".join(parts[:cut]), parts[cut:]
-            break
+        cut = max(cut for cut in range(2, len(parts) + 1) if is_module(".".join(parts[:cut])))
+        modules = [".".join(parts[:cut]), *modules]
+        candidates, rest = [modules[0]], parts[cut:]
     else:
-        assert module, f"{name} is named before any module"
-        obj, rest = importlib.import_module(module), name.split(".")
-    for attribute in rest:
-        assert hasattr(obj, attribute), f"docs/notes_to_code.md names {name}, which does not exist"
-        obj = getattr(obj, attribute)
-    return module
+        candidates, rest = modules, name.split(".")
+
+    def exists(module: str) -> bool:
+        obj = importlib.import_module(module)
+        for attribute in rest:
+            if not hasattr(obj, attribute):
+                return False
+            obj = getattr(obj, attribute)
+        return True
+
+    assert any(exists(module) for module in candidates), f"docs/notes_to_code.md names {name}, which does not exist"
+    return modules
 
 
 def defined_in(path: str, name: str) -> bool:
@@ -57,10 +67,10 @@ def defined_in(path: str, name: str) -> bool:
 
 
 def test_every_function_and_test_named_in_notes_to_code_exists():
-    module, test_file, checked = None, None, 0
+    modules, test_file, checked = [], None, 0
     for code, proved in table_cells(NOTES):
         for name in names(code):
-            module = resolve_code(name, module)
+            modules = resolve_code(name, modules)
             checked += 1
         for name in names(proved):
             if name.startswith("tests/"):
@@ -77,7 +87,9 @@ def test_every_function_and_test_named_in_notes_to_code_exists():
 def test_the_check_catches_a_name_that_points_at_nothing():
     assert not defined_in("tests/test_objectives.py", "test_elbo_equals_log_px_at_the_exact_posterior_with_full_covariance")
     with pytest.raises(AssertionError, match="vaecnn.kl.kl_gone"):
-        resolve_code("vaecnn.kl.kl_gone", None)
+        resolve_code("vaecnn.kl.kl_gone", [])
+    with pytest.raises(AssertionError, match="kl_gone"):
+        resolve_code("kl_gone", ["vaecnn.kl"])
     assert names("`f(..., n=S)`, `tests/a.py::T::test_x`, `--flag=3`") == ["f", "tests/a.py::T::test_x"]
 
 
@@ -89,7 +101,7 @@ def format_default(value) -> str:
 
 def flag_rows(config) -> list[str]:
     """The flag table of a config, one row per field: what docs/usage.md must hold."""
-    return [f"| `--{s.name}` | `{format_default(s.default)}` | {s.metadata['help']} |"
+    return [f"| `--{s.name}` | `{format_default(s.default)}` | {s.metadata['help'].replace('|', chr(92) + '|')} |"
             for s in vconfig.settings(config).values()]
 
 

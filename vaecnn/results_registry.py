@@ -60,7 +60,8 @@ class Store:
 
     def glob(self, pattern: str) -> list[str]:
         """Relative paths matching `pattern`, sorted."""
-        return sorted(os.path.relpath(path, self.root) for path in glob.glob(os.path.join(self.root, pattern)))
+        return sorted(os.path.relpath(path, self.root)
+                      for path in glob.glob(os.path.join(self.root, pattern), recursive=True))
 
 
 def result_files(store: Store) -> list[str]:
