@@ -74,7 +74,7 @@ setup() {
   echo "launch.sh: installing vaecnn[$extras] (jax build: $jax_build) into $venv" >&2
   local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
-  # The exact versions of constraints.txt: the environment every figure of the README was measured in.
+  # The exact versions of constraints.txt: the environment the committed results were measured in.
   "${pip[@]}" -c constraints.txt -e ".[$extras]"
   local jax_version
   jax_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("jax"))')"

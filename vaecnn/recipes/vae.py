@@ -54,7 +54,7 @@ def parse_gaussian_logvar(text: str) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class VAEConfig:
-    """Everything a VAE run depends on. Defaults are the README's MNIST recipe (configs/vae_mnist.py)."""
+    """Everything a VAE run depends on. Defaults are the MNIST recipe of configs/vae_mnist.py."""
     workdir: str = option("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results. Rerunning "
                           "with the same folder resumes from its newest checkpoint.", resumable=True)
     dataset: str = dataset_option()
@@ -72,8 +72,8 @@ class VAEConfig:
     objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with k = --num_samples "
                             "(k = 1: the ELBO).", choices=OBJECTIVES)
     num_samples: int = option(1, "Samples of z per example in the objective.", lower_bound=1)
-    # The fastest sound recipe measured (README, "VAE on MNIST"): reaches 100 nats in about 11 epochs and
-    # ~95 at 30, against 11 and 96.1 for Adam 1e-3 at batch 128, in less time per epoch.
+    # Of the recipes tried, the one that reached 100 nats in the fewest training seconds (results row
+    # vae_mnist, docs/results.md; benchmark vae_time_to_quality, docs/performance.md).
     epochs: int = option(30, "Training epochs.", lower_bound=1)
     batch_size: int = option(256, "Training batch size.", lower_bound=1)
     learning_rate: float = option(3e-3, "Adam peak learning rate.", lower_bound=0.0)
