@@ -3,6 +3,7 @@
 #
 #   ./launch.sh test [pytest args]            the test suite (--quick: the unit tests only, about a minute)
 #   ./launch.sh lint                          ruff (pyflakes and pycodestyle), as CI runs it
+#   ./launch.sh results [--check]             render (or check) every results table from committed JSON
 #   ./launch.sh vae_mnist --epochs=5          python -m experiments.vae_mnist --epochs=5
 #   ./launch.sh bench vae_throughput [flags]  python -m benchmarks.vae_throughput [flags]
 #   ./launch.sh accelerator_check [flags]     on a GPU/TPU: its jax build, the fast tests, 30 timed VAE epochs
@@ -73,7 +74,7 @@ setup() {
   echo "launch.sh: installing vaecnn[$extras] (jax build: $jax_build) into $venv" >&2
   local pip=("$venv/bin/python" -m pip install --quiet --disable-pip-version-check)
   "${pip[@]}" --upgrade pip >/dev/null
-  # The exact versions of constraints.txt: the environment every figure of the README was measured in.
+  # The exact versions of constraints.txt: the environment the committed results were measured in.
   "${pip[@]}" -c constraints.txt -e ".[$extras]"
   local jax_version
   jax_version="$("$venv/bin/python" -c 'import importlib.metadata as m; print(m.version("jax"))')"
@@ -102,6 +103,9 @@ case "$cmd" in
   lint)
     setup "test"
     run_python -m ruff check . "$@" ;;
+  results)
+    setup "test"
+    run_python -m experiments._results "$@" ;;
   multiprocess)
     setup "test"
     run_python -m experiments._multiprocess "$@" ;;
@@ -118,7 +122,7 @@ case "$cmd" in
       tests/test_objectives.py tests/test_engine.py tests/test_train.py tests/models/test_vae.py
     run_python -m benchmarks.accelerator_check "$@" ;;
   help|-h|--help)
-    sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'
+    sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'
     echo "experiments: $(ls experiments/*.py | xargs -n1 basename | sed 's/\.py$//' | grep -v '^_' | tr '\n' ' ')" ;;
   *)
     [[ -f "experiments/$cmd.py" ]] || die "unknown command '$cmd'; try ./launch.sh help"

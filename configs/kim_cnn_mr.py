@@ -1,4 +1,4 @@
-"""README "Kim (2014) CNN", row 1: CNN-rand, Kim's full recipe, MR 10-fold cross-validation (75.96 +- 1.62)."""
+"""CNN-rand, Kim's full recipe, MR 10-fold cross-validation: results row `kim_cnn_mr` (docs/results.md)."""
 
 from vaecnn import config as vconfig
 

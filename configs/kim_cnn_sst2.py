@@ -1,5 +1,5 @@
-"""README "Kim (2014) CNN", SST-2 row: CNN-rand, narrow convolution, Adam 1e-3, 4 epochs, trained on the
-phrases of sst2/train.tsv, tested on stsa.binary.test (82.87)."""
+"""CNN-rand, narrow convolution, Adam 1e-3, 4 epochs, trained on the phrases of sst2/train.tsv, tested on
+stsa.binary.test: results row `kim_cnn_sst2` (docs/results.md)."""
 
 from vaecnn import config as vconfig
 

@@ -1,5 +1,5 @@
-"""README "Elman RNN": MR, stratified 10-fold cross-validation, 128/128, Adam 2e-3 cosine, 5 epochs
-(0.7545 +- 0.0161)."""
+"""Elman RNN on MR, stratified 10-fold cross-validation, 128/128, Adam 2e-3 cosine, 5 epochs: results row
+`rnn_mr` (docs/results.md)."""
 
 from vaecnn import config as vconfig
 

@@ -1,5 +1,5 @@
-"""README "Elman RNN": SST-2, trained on the 67,349 labelled phrases, selected on stsa.binary.dev, tested on
-stsa.binary.test; 3 epochs, cosine (0.8243 with seed 0)."""
+"""Elman RNN on SST-2, trained on the 67,349 labelled phrases, selected on stsa.binary.dev, tested on
+stsa.binary.test; 3 epochs, cosine: results row `rnn_sst2` (docs/results.md)."""
 
 from vaecnn import config as vconfig
 

@@ -1,5 +1,5 @@
-"""The VAE's default recipe (README, "VAE on MNIST", rows 1-2): MLP 784-512-256-(32), batch 256, Adam 3e-3,
-one warm-up epoch then cosine, 30 epochs."""
+"""The VAE's default recipe, results row `vae_mnist` (docs/results.md): MLP 784-512-256-(32), batch 256,
+Adam 3e-3, one warm-up epoch then cosine, 30 epochs."""
 
 from vaecnn.recipes.vae import VAEConfig
 

@@ -1,4 +1,4 @@
-"""A 2-D latent space, for the manifold and scatter pictures (README: test -ELBO 142.2)."""
+"""A 2-D latent space, for the manifold and scatter pictures: results row `vae_mnist_latent2` (docs/results.md)."""
 
 from vaecnn import config as vconfig
 

@@ -1,7 +1,7 @@
 r"""Sentence sentiment with Kim's (2014) CNN (the notes' section 5): train and evaluate, or predict.
 
     python -m experiments.cnn_sentiment --dataset=mr --data_dir=../shared/datasets --workdir=runs/cnn_mr
-    python -m experiments.cnn_sentiment --config=kim_cnn_mr_glove            # a README row's preset
+    python -m experiments.cnn_sentiment --config=kim_cnn_mr_glove            # a results row's preset
     python -m experiments.cnn_sentiment --workdir=runs/cnn_mr/fold_00 --predict="a gorgeous , witty film"
     python -m experiments.cnn_sentiment --toy_table --embed_dim=3     # the notes' toy network, layer by layer
 

@@ -1,7 +1,7 @@
 r"""Sentence sentiment with the notes' Elman RNN (section 4): train and evaluate, or predict.
 
     python -m experiments.rnn_sentiment --dataset=stsa.binary --data_dir=../shared/datasets --workdir=runs/rnn
-    python -m experiments.rnn_sentiment --config=rnn_mr                       # a README row's preset
+    python -m experiments.rnn_sentiment --config=rnn_mr                       # a results row's preset
     python -m experiments.rnn_sentiment --workdir=runs/rnn --predict="a gorgeous , witty film"
     echo "dull and lifeless" | python -m experiments.rnn_sentiment --workdir=runs/rnn --predict=-
 

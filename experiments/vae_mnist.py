@@ -1,7 +1,7 @@
 r"""Train a VAE on MNIST (or Fashion-MNIST, or the offline 8x8 digits) and evaluate it.
 
     python -m experiments.vae_mnist --data_dir=../shared/datasets --workdir=runs/vae_mnist
-    python -m experiments.vae_mnist --config=vae_mnist_iw          # a preset of configs/
+    python -m experiments.vae_mnist --config=vae_mnist_iw          # a results row's preset (configs/)
     python -m experiments.vae_mnist --workdir=runs/vae_mnist --mode=evaluate [--eval_iw_samples=5000] [--epoch=50]
     python -m experiments.vae_mnist --workdir=runs/vae_mnist --mode=sample --num_images=100
 

@@ -3,7 +3,7 @@
 One declaration serves every user of a configuration:
 
 * the library takes a config as an ordinary value (`run(config)`);
-* `configs/<preset>.py` are functions returning one (a results row of the README each);
+* `configs/<preset>.py` are functions returning one (a results row of docs/results.md each);
 * the command line: experiments/_cli.py makes every field a flag of the same name, starting from a
   preset (`--config=<preset>`), and `override` applies the flags given;
 * the workdir: a run writes its resolved config to `config.json` when it starts (`save`), and

@@ -234,7 +234,7 @@ def save_figure(path: str, figure) -> None:
 
 
 def hardware() -> dict[str, Any]:
-    """Where a run ran, for results.json and the README tables."""
+    """Where a run ran, for results.json and the results tables (docs/results.md)."""
     import platform
 
     import jax

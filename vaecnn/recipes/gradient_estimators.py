@@ -67,7 +67,7 @@ class GradientEstimatorsConfig:
             raise ConfigError("--num_samples entries and --num_images must be >= 1, --num_estimates >= 2")
 
     def vae_config(self) -> vae.VAEConfig:
-        # The VAE the README's variance table was measured on: Adam 1e-3, batch 128, constant rate (the
+        # The VAE the variance table of docs/results.md was measured on: Adam 1e-3, batch 128, constant rate (the
         # measurement's epochs 1, 3 and 10 refer to it, not to vae_mnist's current default).
         return vconfig.override(vae.VAEConfig(), dict(
             workdir=os.path.join(self.workdir, "vae"), dataset=self.dataset, data_dir=self.data_dir,

@@ -35,7 +35,7 @@ SUMMARY_FILE = "model_summary.txt"
 
 @dataclasses.dataclass(frozen=True)
 class ImageClassifierConfig:
-    """Everything an image-classifier run depends on. Defaults are the README's MNIST recipe."""
+    """Everything an image-classifier run depends on. Defaults are the MNIST recipe of configs/cnn_mnist.py."""
     workdir: str = option("runs/cnn_mnist", "Output folder: metrics, checkpoints, plots, results; rerunning resumes.",
                           resumable=True)
     dataset: str = dataset_option()

@@ -57,7 +57,7 @@ def parse_gaussian_logvar(text: str) -> float | None:
 
 @dataclasses.dataclass(frozen=True)
 class VAEConfig:
-    """Everything a VAE run depends on. Defaults are the README's MNIST recipe (configs/vae_mnist.py)."""
+    """Everything a VAE run depends on. Defaults are the MNIST recipe of configs/vae_mnist.py."""
     workdir: str = option("runs/vae_mnist", "Output folder: metrics, checkpoints, pictures, results. Rerunning "
                           "with the same folder resumes from its newest checkpoint.", resumable=True)
     dataset: str = dataset_option()
@@ -75,7 +75,8 @@ class VAEConfig:
     objective: str = option("elbo", "elbo, or iwae: the importance-weighted bound with k = --num_samples "
                             "(k = 1: the ELBO).", choices=OBJECTIVES)
     num_samples: int = option(1, "Samples of z per example in the objective.", lower_bound=1)
-    # The fastest sound recipe measured (docs/results.md, "VAE on MNIST"): 30 epochs at batch 256.
+    # Of the recipes tried, the one that reached 100 nats in the fewest training seconds (results row
+    # vae_mnist, docs/results.md; benchmark vae_time_to_quality, docs/performance.md).
     train: TrainConfig = TrainConfig(epochs=30, batch_size=256, eval_batch_size=1000)
     learning_rate: float = option(3e-3, "Adam peak learning rate.", lower_bound=0.0)
     lr_schedule: str = option("warmup_cosine", "Learning-rate schedule.", choices=SCHEDULES)

@@ -1,0 +1,100 @@
+"""The results registry: every table of the docs equals what the committed JSON gives, and the check fails,
+naming the table and the figure, as soon as a committed result changes, appears or goes."""
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+
+import pytest
+
+from vaecnn import results_registry as registry
+from vaecnn.results_tables import TABLES
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SST2_SEED_2 = "experiments/results/seeds/kim_cnn_sst2/seed_2.json"
+
+
+@pytest.fixture
+def copy(tmp_path):
+    """A scratch copy of the pages and the committed results."""
+    for folder in ("docs", "experiments/results", "benchmarks/results"):
+        shutil.copytree(os.path.join(ROOT, folder), tmp_path / folder)
+    shutil.copy(os.path.join(ROOT, "README.md"), tmp_path / "README.md")
+    return tmp_path
+
+
+def edit_json(path, change):
+    with open(path) as f:
+        data = json.load(f)
+    change(data)
+    with open(path, "w") as f:
+        json.dump(data, f)
+
+
+def test_every_table_of_the_repository_matches_the_committed_results():
+    assert registry.check(ROOT, TABLES) == []
+
+
+def test_an_altered_figure_fails_the_check_naming_table_row_and_column(copy):
+    edit_json(copy / SST2_SEED_2, lambda d: d.update(test_accuracy=0.9))
+    problems = registry.check(str(copy), TABLES)
+    text = "\n".join(problems)
+    assert "docs/results.md: table 'text', row `kim_cnn_sst2`, column 'test accuracy (%)'" in text
+    assert "README.md: table 'glance', row `kim_cnn_sst2`, column 'result'" in text
+    assert "'82.17 ± 0.61'" in text  # what the page shows; the new mean is another figure
+    registry.write(str(copy), TABLES)
+    assert registry.check(str(copy), TABLES) == []
+
+
+def test_a_result_that_lands_in_the_layout_is_rendered_without_other_edits(copy):
+    curve = [{"epoch": 50, "train_seconds": 600.0, "test_nll_iw": 88.12, "iw_samples": 5000}]
+    os.makedirs(copy / "experiments/results/likelihood")
+    with open(copy / "experiments/results/likelihood/vae_mnist_burda.json", "w") as f:
+        json.dump({"epochs": 500, "test_neg_elbo": 91.5, "test_nll_iw": 87.25, "train_seconds": 6000.0,
+                   "hardware": {"backend": "gpu", "device_count": 1, "device_kind": "NVIDIA H200"},
+                   "curve": curve}, f)
+    problems = registry.check(str(copy), TABLES)
+    assert any("row `vae_mnist_burda`" in p and "'87.25 (1 run)'" in p for p in problems), problems
+    registry.write(str(copy), TABLES)
+    readme = (copy / "README.md").read_text()
+    assert "| 87.25 (1 run) | 86.76 (Burda et al. 2015, Table 1) | 500 | 6,000 s | 1 × NVIDIA H200 |" in readme
+    assert "| `vae_mnist_burda` | 50 | 600 | 88.12 | 5,000 |" in (copy / "docs/results.md").read_text()
+
+
+def test_a_removed_result_an_unread_file_and_an_absolute_path_are_each_named(copy):
+    os.remove(copy / "experiments/results/runs/kim_cnn_mr_glove.json")
+    shutil.copy(copy / SST2_SEED_2, copy / "experiments/results/runs/nobody.json")
+    edit_json(copy / "experiments/results/seeds/vae_mnist/seed_0.json",
+              lambda d: d["config"].update(workdir="/home/someone/runs/vae"))
+    text = "\n".join(registry.check(str(copy), TABLES))
+    assert "row `kim_cnn_mr_glove`" in text and "not run yet" in text
+    assert "experiments/results/runs/nobody.json: read by no table" in text
+    assert "seed_0.json: absolute path in config.workdir: /home/someone/runs/vae" in text
+
+
+def test_a_page_without_a_table_or_with_an_unknown_region_fails(copy):
+    readme = (copy / "README.md").read_text()
+    start, end = readme.index("<!-- results:glance -->"), readme.index("<!-- /results:glance -->")
+    (copy / "README.md").write_text(readme[:start] + "<!-- results:nothing -->\n<!-- /results:nothing -->"
+                                    + readme[end + len("<!-- /results:glance -->"):])
+    text = "\n".join(registry.check(str(copy), TABLES))
+    assert "README.md: region 'nothing' names no table" in text
+    assert "table 'glance' is shown on no page" in text
+
+
+def test_mean_std_uses_the_sample_deviation_and_a_single_value_stands_alone():
+    assert registry.mean_std([1.0, 2.0, 3.0], 2) == "2.00 ± 1.00"
+    assert registry.mean_std([1234.5], 0) == "1,234"  # round half to even, as format() does
+
+
+def test_the_command_exits_one_with_the_message_on_a_stale_page(copy):
+    shutil.copytree(os.path.join(ROOT, "experiments"), copy / "experiments", dirs_exist_ok=True,
+                    ignore=shutil.ignore_patterns("results"))
+    edit_json(copy / SST2_SEED_2, lambda d: d.update(test_accuracy=0.9))
+    env = {**os.environ, "PYTHONPATH": ROOT}
+    completed = subprocess.run([sys.executable, "-m", "experiments._results", "--check"], cwd=copy, env=env,
+                               capture_output=True, text=True, timeout=120)
+    assert completed.returncode == 1
+    assert "table 'text', row `kim_cnn_sst2`" in completed.stderr

@@ -1,0 +1,456 @@
+"""The results registry: every results table of the documentation, rendered from committed JSON.
+
+Committed results (paths relative to the repository root; one file or folder per preset of configs/):
+
+    experiments/results/seeds/<preset>/seed_<k>.json  one run per seed (what --seeds writes in seed_<k>/),
+                                                      beside the summary.json that --seeds writes
+    experiments/results/runs/<preset>.json            one run's results.json (a cross-validated run holds
+                                                      its folds)
+    experiments/results/likelihood/<preset>.json      a likelihood run's results.json plus `curve`: a list
+                                                      of {epoch, train_seconds, test_nll_iw, iw_samples}
+    experiments/results/paper_figures.json            the papers' figures, each with its source
+    benchmarks/results/<benchmark>.json               what `./launch.sh bench <benchmark>` writes
+
+A page shows a table between `<!-- results:NAME -->` and `<!-- /results:NAME -->`; `write` fills every
+such region of README.md and docs/*.md, and `check` names every region that differs from what the JSON
+gives, every table no page shows, every result file no table reads and every absolute path in a result.
+The tables themselves are declared once, in vaecnn/results_tables.py. Reading only files, this module
+never imports jax, so the check runs in a second.
+"""
+
+import dataclasses
+import glob
+import json
+import os
+import re
+import statistics
+from collections.abc import Iterator, Mapping, Sequence
+from typing import Any
+
+RESULTS = "experiments/results"
+PAPER_FIGURES = f"{RESULTS}/paper_figures.json"
+DATA_DIR = "../shared/datasets"
+NOT_RUN = "not run yet"
+_REGION = re.compile(r"<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Reading committed files
+
+
+class Store:
+    """The committed result files under a repository root, remembering which ones a table read."""
+
+    def __init__(self, root: str):
+        self.root = root
+        self.read: set[str] = set()
+
+    def exists(self, path: str) -> bool:
+        return os.path.isfile(os.path.join(self.root, path))
+
+    def json(self, path: str) -> dict[str, Any]:
+        self.read.add(path)
+        with open(os.path.join(self.root, path), encoding="utf-8") as f:
+            return json.load(f)
+
+    def text(self, path: str) -> str:
+        self.read.add(path)
+        with open(os.path.join(self.root, path), encoding="utf-8") as f:
+            return f.read()
+
+    def glob(self, pattern: str) -> list[str]:
+        """Relative paths matching `pattern`, sorted."""
+        return sorted(os.path.relpath(path, self.root)
+                      for path in glob.glob(os.path.join(self.root, pattern), recursive=True))
+
+
+def result_files(store: Store) -> list[str]:
+    """Every committed result JSON: what some table must read."""
+    return [path for pattern in (f"{RESULTS}/**/*.json", "benchmarks/results/*.json")
+            for path in store.glob(pattern) if not path.endswith("/summary.json")]
+
+
+def absolute_paths(value: Any, where: str = "") -> Iterator[str]:
+    """'key.path: /abs/path' for every absolute path string in a JSON value: results must not carry the
+    paths of the machine that made them."""
+    if isinstance(value, Mapping):
+        for key, item in value.items():
+            yield from absolute_paths(item, f"{where}.{key}" if where else key)
+    elif isinstance(value, list):
+        for index, item in enumerate(value):
+            yield from absolute_paths(item, f"{where}[{index}]")
+    elif isinstance(value, str) and (value.startswith("/") or re.match(r"^[A-Za-z]:\\", value)):
+        yield f"{where}: {value}"
+
+
+@dataclasses.dataclass(frozen=True)
+class Runs:
+    """A preset's committed runs: one per seed, or one run (whose folds, if any, are its runs)."""
+    files: tuple[str, ...]
+    results: tuple[dict[str, Any], ...]
+
+    @property
+    def folds(self) -> list[dict[str, Any]] | None:
+        return self.results[0].get("folds") if len(self.results) == 1 else None
+
+    @property
+    def kind(self) -> str:
+        return "seeds" if len(self.results) > 1 else "folds" if self.folds else "run"
+
+
+def find_runs(store: Store, preset: str) -> Runs | None:
+    """A preset's runs, from the first layout that holds it: seeds, then one run, then a likelihood run."""
+    seed_files = sorted(store.glob(f"{RESULTS}/seeds/{preset}/seed_*.json"),
+                        key=lambda path: int(re.search(r"seed_(\d+)\.json$", path).group(1)))
+    for files in (seed_files, [f"{RESULTS}/runs/{preset}.json"], [f"{RESULTS}/likelihood/{preset}.json"]):
+        if files and all(store.exists(path) for path in files):
+            return Runs(tuple(files), tuple(store.json(path) for path in files))
+    return None
+
+
+def lookup(result: Mapping[str, Any], field: str) -> Any:
+    """result['a']['b'] for field 'a/b'; None when any part is missing."""
+    for part in field.split("/"):
+        if not isinstance(result, Mapping) or part not in result:
+            return None
+        result = result[part]
+    return result
+
+
+def run_values(runs: Runs, field: str) -> list[float]:
+    """The field's value in each run: each seed's (a cross-validated seed gives its folds' mean), or each
+    fold's of one cross-validated run; empty when the runs do not report it."""
+    if runs.folds:
+        values = [lookup(fold, field) for fold in runs.folds]
+    else:
+        values = [statistics.mean(lookup(fold, field) for fold in result["folds"]) if "folds" in result
+                  else lookup(result, field) for result in runs.results]
+    return [float(v) for v in values] if all(isinstance(v, (int, float)) for v in values) else []
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Formatting
+
+
+def number(value: float, digits: int) -> str:
+    return f"{value:,.{digits}f}"
+
+
+def mean_std(values: Sequence[float], digits: int) -> str:
+    """'m ± s' (sample standard deviation) over two or more values, the value alone for one."""
+    if len(values) == 1:
+        return number(values[0], digits)
+    return f"{number(statistics.mean(values), digits)} ± {number(statistics.stdev(values), digits)}"
+
+
+def machine(hardware: Mapping[str, Any]) -> str:
+    """Where a run ran, from results' `hardware`: the CPU model and cores, or the accelerators."""
+    if hardware.get("backend", "cpu") == "cpu":
+        name = re.sub(r"\((R|TM)\)| Processor| CPU", "", hardware.get("cpu_model", "unknown CPU"))
+        return f"{name}, {hardware.get('host_cpus', '?')} cores"
+    return f"{hardware.get('device_count', '?')} × {hardware.get('device_kind', '?')}"
+
+
+def markdown_table(header: Sequence[str], align: str, rows: Sequence[Sequence[str]]) -> str:
+    """A GitHub markdown table; `align` has one letter per column, l or r."""
+    rule = ["---:" if a == "r" else "---" for a in align]
+    return "\n".join("| " + " | ".join(cells) + " |" for cells in [header, rule, *rows]) + "\n"
+
+
+def command(row: "Row", seeds: int) -> str:
+    """The command that produces a row's results."""
+    flags = f" --seeds={','.join(map(str, range(seeds)))}" if seeds else ""
+    return f"`./launch.sh {row.experiment} --config={row.preset} --data_dir={DATA_DIR}{flags}`"
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables of presets
+
+
+@dataclasses.dataclass(frozen=True)
+class Metric:
+    """One figure of results.json: `field` ('a/b' reads a nested model's), shown × scale."""
+    label: str
+    field: str
+    scale: float = 1.0
+    digits: int = 2
+    spread: bool = True      # mean ± std over the runs; False: the mean alone (e.g. a parameter count)
+
+
+@dataclasses.dataclass(frozen=True)
+class Row:
+    """One preset's results: its headline figure, the paper's figure beside it (a key of
+    paper_figures.json) and the seeds its command runs (0: a single run)."""
+    preset: str
+    experiment: str
+    what: str
+    headline: Metric
+    paper: str | None = None
+    seeds: int = 0
+    model: str = ""          # a preset that trains several models: whose results (results.json's key)
+
+    def field(self, name: str) -> str:
+        return f"{self.model}/{name}" if self.model else name
+
+
+def _paper_cell(papers: Mapping[str, Any], key: str | None, *, short: bool = False) -> str:
+    """The paper's figure with its source (and, unless short, which of its figures)."""
+    if key is None:
+        return "—"
+    figure = papers["figures"][key]
+    source = papers["sources"][figure["source"]]["short"]
+    return f"{figure['value']} ({source})" if short else f"{figure['value']} ({source}: {figure['what']})"
+
+
+def _sources_note(papers: Mapping[str, Any], rows: Sequence[Row]) -> str:
+    keys = sorted({papers["figures"][row.paper]["source"] for row in rows if row.paper})
+    return "".join(f"\n{papers['sources'][key]['short']}: {papers['sources'][key]['citation']}.\n" for key in keys)
+
+
+def _runs_cell(runs: Runs) -> str:
+    count = len(runs.folds) if runs.kind == "folds" else len(runs.results)
+    return f"{count} {runs.kind}" if count > 1 else "1 run"
+
+
+def _time_cell(runs: Runs, row: Row) -> str:
+    seconds = [lookup(result, row.field("train_seconds")) for result in runs.results]
+    per = " per seed" if runs.kind == "seeds" else ""
+    return f"{mean_std(seconds, 0)} s{per}" if all(isinstance(s, (int, float)) for s in seconds) else "—"
+
+
+def _epochs_cell(runs: Runs, row: Row) -> str:
+    epochs = {lookup(result, row.field("epochs")) or lookup(result, row.field("config/epochs"))
+              for result in runs.results}
+    return ", ".join(str(e) for e in sorted(epochs, key=str))
+
+
+def _machine_cell(runs: Runs, row: Row) -> str:
+    return "; ".join(sorted({machine(lookup(result, row.field("hardware")) or {}) for result in runs.results}))
+
+
+def _metric_cell(runs: Runs, row: Row, metric: Metric) -> str:
+    values = [v * metric.scale for v in run_values(runs, row.field(metric.field))]
+    if not values:
+        return "—"
+    return mean_std(values, metric.digits) if metric.spread else number(statistics.mean(values), metric.digits)
+
+
+@dataclasses.dataclass(frozen=True)
+class PresetTable:
+    """One row per preset. Without `columns`, the at-a-glance form: each row's headline figure. With
+    them: these figures as mean ± std, then every run's headline figure."""
+    name: str
+    rows: tuple[Row, ...]
+    columns: tuple[Metric, ...] = ()
+
+    def render(self, store: Store) -> str:
+        papers = store.json(PAPER_FIGURES)
+        figures = ["figure", "result"] if not self.columns else [m.label for m in self.columns] + ["per run", "runs"]
+        header = ["preset", "what", *figures, "paper", "epochs", "training time", "machine"]
+        align = "ll" + ("lr" if not self.columns else "r" * len(self.columns) + "ll") + "lrrl"
+        return (markdown_table(header, align, [self._row(store, papers, row) for row in self.rows])
+                + _sources_note(papers, self.rows))
+
+    def _figures(self, runs: Runs, row: Row) -> list[str]:
+        if not self.columns:
+            return [f"{_metric_cell(runs, row, row.headline)} ({_runs_cell(runs)})"]
+        per_run = [number(v * row.headline.scale, row.headline.digits)
+                   for v in run_values(runs, row.field(row.headline.field))]
+        return ([_metric_cell(runs, row, metric) for metric in self.columns]
+                + [", ".join(per_run) or "—", _runs_cell(runs)])
+
+    def _row(self, store: Store, papers: Mapping[str, Any], row: Row) -> list[str]:
+        runs = find_runs(store, row.preset)
+        lead = [f"`{row.preset}`" + (f" ({row.model})" if row.model else ""), row.what]
+        if not self.columns:
+            lead.append(row.headline.label)
+        paper = _paper_cell(papers, row.paper, short=not self.columns)
+        if runs is None:
+            blanks = [""] * (len(self.columns) + 1 if self.columns else 0)
+            return lead + [f"{NOT_RUN}: {command(row, row.seeds)}", *blanks, paper, "", "", ""]
+        return lead + self._figures(runs, row) + [paper, _epochs_cell(runs, row), _time_cell(runs, row),
+                                                  _machine_cell(runs, row)]
+
+
+@dataclasses.dataclass(frozen=True)
+class CurveTable:
+    """Test −log p(x) along each likelihood run (its `curve`), one block of rows per preset."""
+    name: str
+    rows: tuple[Row, ...]
+
+    def render(self, store: Store) -> str:
+        body = []
+        for row in self.rows:
+            runs = find_runs(store, row.preset)
+            curve = runs.results[0].get("curve") if runs else None
+            if not curve:
+                body.append([f"`{row.preset}`", f"{NOT_RUN}: {command(row, 0)}", "", "", ""])
+                continue
+            body += [[f"`{row.preset}`", str(point["epoch"]), number(point["train_seconds"], 0),
+                      number(point["test_nll_iw"], 2), number(point["iw_samples"], 0)] for point in curve]
+        return markdown_table(["preset", "epoch", "training seconds", "test −log p(x) (nats)", "k"], "lrrrr", body)
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Tables of benchmarks and committed tables
+
+
+@dataclasses.dataclass(frozen=True)
+class ThroughputTable:
+    """The jitted training step against PyTorch's, one row per benchmark JSON."""
+    name: str
+    files: tuple[str, ...]
+
+    def render(self, store: Store) -> str:
+        body = []
+        for path in self.files:
+            result = store.json(path)
+            threads = result["versions"]["torch_threads"]
+            body.append([result["benchmark"].split(" (")[0], f"`{path}`",
+                         number(result["jax"]["examples_per_second"], 0),
+                         f"{number(result['torch']['examples_per_second'], 0)} ({threads} thread"
+                         f"{'s' if threads != 1 else ''})",
+                         f"**{number(result['ratio_jax_over_torch'], 2)}**",
+                         number(result["timing"]["load_average_1m"]["before"], 2), machine(result["hardware"])])
+        return markdown_table(["step", "JSON", "JAX examples/s", "PyTorch examples/s", "JAX / PyTorch",
+                               "load at start", "machine"], "llrrrrl", body)
+
+
+@dataclasses.dataclass(frozen=True)
+class LoopTable:
+    """The engine's compiled chunks against the jitted step called once per step, one row per preset."""
+    name: str
+    file: str
+
+    def render(self, store: Store) -> str:
+        result = store.json(self.file)
+        body = [[f"`{preset}`", str(p["groups"]), str(p["steps_per_block"]), number(p["loop_examples_per_second"], 0),
+                 number(p["step_examples_per_second"], 0), f"**{number(p['ratio_loop_over_step'], 2)}**"]
+                for preset, p in result["presets"].items()]
+        table = markdown_table(["preset", "groups", "steps per block", "loop examples/s", "step examples/s",
+                                "loop / step"], "lrrrrr", body)
+        return table + (f"\n{machine(result['hardware'])}, jax {result['versions']['jax']}, 1-minute load "
+                        f"{number(result['timing']['load_average_1m']['before'], 2)} at the start "
+                        f"(`{self.file}`).\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class TimeToQualityTable:
+    """Training seconds to a test −ELBO target, vaecnn's preset against a plain PyTorch script."""
+    name: str
+    file: str
+
+    def render(self, store: Store) -> str:
+        result = store.json(self.file)
+        body = [[side, number(result[key]["seconds_to_target"], 1), str(result[key]["epochs_to_target"]),
+                 number(result[key]["examples_per_second_median"], 0)]
+                for side, key in (("vaecnn, preset `vae_mnist`", "jax"), ("PyTorch script", "torch"))]
+        body.append(["**ratio**", f"**{number(result['ratio_jax_over_torch_seconds'], 2)}**", "", ""])
+        table = markdown_table(["side", f"seconds to ≤ {number(result['target_nats'], 0)} nats", "epochs",
+                                "examples/s (median)"], "lrrr", body)
+        return table + (f"\n{machine(result['hardware'])}, jax {result['hardware']['jax']}, torch "
+                        f"{result['versions']['torch']} ({result['versions']['torch_threads']} threads), "
+                        f"1-minute load {number(result['load_average_1m']['before'], 2)} at the start "
+                        f"(`{self.file}`).\n")
+
+
+@dataclasses.dataclass(frozen=True)
+class FileTable:
+    """A table a run writes itself in markdown (e.g. gradient_variance.md), shown as committed."""
+    name: str
+    file: str
+
+    def render(self, store: Store) -> str:
+        return store.text(self.file).rstrip("\n") + f"\n\n(`{self.file}`)\n"
+
+
+Table = PresetTable | CurveTable | ThroughputTable | LoopTable | TimeToQualityTable | FileTable
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Pages
+
+
+def render_all(store: Store, tables: Sequence[Table]) -> dict[str, str]:
+    """name -> the table's markdown, as the committed results give it."""
+    return {table.name: table.render(store) for table in tables}
+
+
+def regions(text: str) -> dict[str, str]:
+    """name -> body of every results region of a page."""
+    return {match["name"]: match["body"] for match in _REGION.finditer(text)}
+
+
+def fill(text: str, rendered: Mapping[str, str]) -> str:
+    """The page with every region whose table is known replaced by its rendering."""
+    def body(match: re.Match) -> str:
+        name = match["name"]
+        new = rendered.get(name, match["body"])
+        return f"<!-- results:{name} -->\n{new}<!-- /results:{name} -->"
+    return _REGION.sub(body, text)
+
+
+def pages(root: str) -> list[str]:
+    """The pages that may hold results regions, relative to root."""
+    return ["README.md"] + sorted(os.path.relpath(p, root) for p in glob.glob(os.path.join(root, "docs", "*.md")))
+
+
+def _cells(line: str) -> list[str]:
+    return [cell.strip() for cell in line.strip().strip("|").split("|")]
+
+
+def describe_difference(page: str, name: str, shown: str, rendered: str) -> str:
+    """One line naming the first figure in which a page's region differs from the committed results."""
+    old, new = shown.splitlines(), rendered.splitlines()
+    header = _cells(new[0]) if new and new[0].startswith("|") else []
+    for line_old, line_new in zip(old, new):
+        if line_old == line_new:
+            continue
+        a, b = _cells(line_old), _cells(line_new)
+        if line_old.startswith("|") and line_new.startswith("|") and len(a) == len(b) == len(header):
+            column = next(i for i, (x, y) in enumerate(zip(a, b)) if x != y)
+            return (f"{page}: table '{name}', row {b[0]}, column '{header[column]}': the page shows "
+                    f"'{a[column]}', the committed results give '{b[column]}'")
+        return f"{page}: table '{name}': the page shows '{line_old}', the committed results give '{line_new}'"
+    what = "more" if len(new) > len(old) else "fewer"
+    extra = (new if len(new) > len(old) else old)[min(len(old), len(new))]
+    return f"{page}: table '{name}': the committed results give {what} lines than the page shows, from '{extra}'"
+
+
+def check(root: str, tables: Sequence[Table]) -> list[str]:
+    """Every way the documentation and the committed results disagree, one line each; [] when none."""
+    store = Store(root)
+    rendered = render_all(store, tables)
+    problems, shown_anywhere = [], set()
+    for page in pages(root):
+        with open(os.path.join(root, page), encoding="utf-8") as f:
+            for name, body in regions(f.read()).items():
+                shown_anywhere.add(name)
+                if name not in rendered:
+                    problems.append(f"{page}: region '{name}' names no table of vaecnn/results_tables.py")
+                elif body != rendered[name]:
+                    problems.append(describe_difference(page, name, body, rendered[name]))
+    problems += [f"table '{name}' is shown on no page (add <!-- results:{name} --> ... <!-- /results:{name} -->)"
+                 for name in rendered if name not in shown_anywhere]
+    for path in result_files(store):
+        if path not in store.read and path != PAPER_FIGURES:
+            problems.append(f"{path}: read by no table; add its preset to vaecnn/results_tables.py")
+        problems += [f"{path}: absolute path in {where}; make it relative or null"
+                     for where in absolute_paths(Store(root).json(path))]
+    return problems
+
+
+def write(root: str, tables: Sequence[Table]) -> list[str]:
+    """Fills every results region of every page from the committed results; returns the pages changed."""
+    rendered, changed = render_all(Store(root), tables), []
+    for page in pages(root):
+        path = os.path.join(root, page)
+        with open(path, encoding="utf-8") as f:
+            text = f.read()
+        new = fill(text, rendered)
+        if new != text:
+            with open(path, "w", encoding="utf-8") as f:
+                f.write(new)
+            changed.append(page)
+    return changed
+
