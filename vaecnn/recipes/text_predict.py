@@ -43,7 +43,7 @@ def _probabilities(workdir: str, dataset_of: Any) -> tuple[TextClassifierConfig,
         logging.warning("%d sentences were cut to max_len=%s tokens; %d had no token and read as <unk>",
                         encoded.num_truncated, config.max_len, encoded.num_empty)
     longest = int(encoded.lengths.max())
-    batcher = TextBatcher(encoded, min(config.eval_batch_size, len(encoded)), boundaries=(longest,),
+    batcher = TextBatcher(encoded, min(config.train.eval_batch_size, len(encoded)), boundaries=(longest,),
                           include_index=True)
     predict_proba = jax.jit(task.predict_proba)
     proba_NxC = np.zeros((len(encoded), len(pipeline.class_names)), np.float32)
