@@ -18,8 +18,8 @@ import numpy as np
 import optax
 from absl import flags
 
-from experiments import _cli
-from vaecnn import engine, report, sharding, train
+from experiments import _flags
+from vaecnn import engine, files, hardware, plots, sharding, train
 
 Runner = Callable[[int], None]  # runs n training steps and returns once they are done
 
@@ -100,13 +100,13 @@ def compare(sides: Mapping[str, Runner], batch_size: int, warmup_steps: int, ste
                    "statistic": "median over repeats, sides alternating",
                    # Other processes on the machine skew both sides (PyTorch's threads most): quote it.
                    "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
-        "hardware": report.hardware(),
+        "hardware": hardware.describe(),
     }
 
 
 def define_flags(name: str, warmup_steps: int = 5, steps: int = 20, repeats: int = 7) -> None:
     """The flags every benchmark shares (absl; benchmarks are mains, so they may define flags)."""
-    _cli.define_output(f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
+    _flags.define_output(f"benchmarks/results/{name}.json", "Where the JSON goes (a PNG beside it).")
     flags.DEFINE_integer("warmup_steps", warmup_steps, "Untimed steps first (compilation included).", lower_bound=1)
     flags.DEFINE_integer("steps", steps, "Steps per timed block.", lower_bound=1)
     flags.DEFINE_integer("repeats", repeats, "Timed blocks per side.", lower_bound=1)
@@ -149,7 +149,7 @@ def run_and_write(sides: Mapping[str, Runner], batch_size: int, description: str
                              "torch_threads": torch.get_num_threads(), "flush_denormal": True})
     if annotate is not None:
         results.update(annotate(results))
-    report.write_json(FLAGS.output, results)
+    files.write_json(FLAGS.output, results)
     figure_path = FLAGS.output.removesuffix(".json") + ".png"
     _plot(figure_path, results)
     first, second = list(sides)
@@ -174,4 +174,4 @@ def _plot(path: str, results: Mapping[str, Any]) -> None:
     axes.set_ylabel("training examples / s")
     axes.set_title(results["benchmark"].split(" (")[0], fontsize=9)
     figure.tight_layout()
-    report.save_figure(path, figure)
+    plots.save_figure(path, figure)

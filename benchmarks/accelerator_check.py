@@ -14,8 +14,8 @@ import tempfile
 import jax
 from absl import flags
 
-from experiments import _cli
-from vaecnn import report
+from experiments import _cli, _flags
+from vaecnn import files, hardware, metrics_log
 from configs import vae_mnist
 from vaecnn import config as vconfig
 from vaecnn import lifecycle
@@ -23,7 +23,7 @@ from vaecnn.recipes.vae import RECIPE
 
 FLAGS = flags.FLAGS
 flags.DEFINE_string("data_dir", None, "Folder holding mnist/ (default: $VAECNN_DATA_DIR).")
-_cli.define_output(None, "JSON path (default: benchmarks/results/accelerator_check_<platform>.json).")
+_flags.define_output(None, "JSON path (default: benchmarks/results/accelerator_check_<platform>.json).")
 flags.DEFINE_integer("epochs", vae_mnist.get_config().train.epochs, "Epochs of the default recipe.", lower_bound=1)
 
 
@@ -34,16 +34,16 @@ def main(argv):
         config = vconfig.override(vae_mnist.get_config(), dict(workdir=workdir, data_dir=FLAGS.data_dir,
                                                                epochs=FLAGS.epochs))
         results = lifecycle.train_and_evaluate(RECIPE, config)
-        lines = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+        lines = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
     epochs = [{"epoch": line["epoch"], "seconds": line["epoch_seconds"], "compile_seconds": line["compile_seconds"],
                "examples_per_second": line["train/count"] / line["epoch_seconds"],
                "test_neg_elbo": line["test/neg_elbo"]} for line in lines]
     later = sorted(epoch["seconds"] for epoch in epochs[1:]) or [epochs[0]["seconds"]]
     summary = {"platform": platform, "devices": [str(d) for d in jax.devices()], "epochs": epochs,
                "train_seconds": results["train_seconds"], "median_epoch_seconds_after_first": later[len(later) // 2],
-               "test_neg_elbo": results["test_neg_elbo"], "hardware": report.hardware(), "jax": jax.__version__}
+               "test_neg_elbo": results["test_neg_elbo"], "hardware": hardware.describe(), "jax": jax.__version__}
     output = FLAGS.output or f"benchmarks/results/accelerator_check_{platform}.json"
-    report.write_json(output, summary)
+    files.write_json(output, summary)
     print(f"{platform}: {FLAGS.epochs} epochs in {results['train_seconds']:.1f} s of training "
           f"(median epoch {summary['median_epoch_seconds_after_first']:.2f} s after the first), test -ELBO "
           f"{results['test_neg_elbo']:.2f}; written to {output}")

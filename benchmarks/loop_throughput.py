@@ -28,8 +28,8 @@ import numpy as np
 from absl import flags
 
 from configs import kim_cnn_mr, kim_cnn_sst2, mnist_cnn_vs_dense, rnn_mr, rnn_sst2, vae_mnist
-from experiments import _cli
-from vaecnn import engine, report, sharding, train
+from experiments import _cli, _flags
+from vaecnn import engine, files, hardware, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.text import TextDataset, stratified_kfold
@@ -40,7 +40,7 @@ PRESETS = ("vae_mnist", "rnn_mr", "rnn_sst2", "kim_cnn_mr", "kim_cnn_sst2", "mni
 # Steps per timed block: about 2-10 s of training each on a 2-core CPU.
 STEPS = {"vae_mnist": 200, "rnn_mr": 100, "rnn_sst2": 60, "kim_cnn_mr": 100, "kim_cnn_sst2": 100,
          "mnist_cnn": 30, "mnist_dense": 200}
-_cli.define_output("benchmarks/results/loop_throughput.json", "Where the JSON goes (a Markdown table beside it).")
+_flags.define_output("benchmarks/results/loop_throughput.json", "Where the JSON goes (a Markdown table beside it).")
 flags.DEFINE_list("presets", list(PRESETS), f"Which presets: any of {', '.join(PRESETS)}.")
 flags.DEFINE_string("data_dir", os.environ.get("VAECNN_DATA_DIR"), "Folder holding mnist/, mr/ and sst2/.")
 flags.DEFINE_float("steps_scale", 1.0, "Multiplies each preset's steps per timed block.", lower_bound=0.01)
@@ -164,10 +164,10 @@ def main(argv):
               f"{row['step_examples_per_second']:.0f}, loop / step {row['ratio_loop_over_step']:.2f}", flush=True)
     results.update(timing={"repeats": FLAGS.repeats, "statistic": "median over blocks, sides alternating",
                            "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
-                   versions={"jax": jax.__version__}, hardware=report.hardware())
-    report.write_json(FLAGS.output, results)
+                   versions={"jax": jax.__version__}, hardware=hardware.describe())
+    files.write_json(FLAGS.output, results)
     table_path = FLAGS.output.removesuffix(".json") + ".md"
-    report.write_text(table_path, _table(results))
+    files.write_text(table_path, _table(results))
     print(f"written to {FLAGS.output} and {table_path}")
 
 

@@ -24,16 +24,16 @@ from absl import flags
 
 from benchmarks._harness import torch
 from benchmarks._torch_vae import TorchVAE, binarize
-from experiments import _cli
+from experiments import _cli, _flags
 from vaecnn import config as vconfig
-from vaecnn import report
+from vaecnn import files, hardware, metrics_log, plots
 from configs import vae_mnist
 from vaecnn import lifecycle
 from vaecnn.recipes.vae import RECIPE, load_splits
 
 FLAGS = flags.FLAGS
 _DEFAULTS = vae_mnist.get_config()  # the experiment's own preset
-_cli.define_output("benchmarks/results/vae_time_to_quality.json", "Where the JSON goes (a PNG beside it).")
+_flags.define_output("benchmarks/results/vae_time_to_quality.json", "Where the JSON goes (a PNG beside it).")
 flags.DEFINE_string("data_dir", None, "Folder holding mnist/ (default: $VAECNN_DATA_DIR).")
 flags.DEFINE_float("target", 100.0, "Test negative ELBO (nats) to reach.")
 flags.DEFINE_integer("torch_max_epochs", 40, "PyTorch stops here if it has not reached the target.", lower_bound=1)
@@ -49,7 +49,7 @@ def jax_side(target: float) -> dict:
     """The default recipe, stopped once the test -ELBO reaches the target."""
     with tempfile.TemporaryDirectory() as workdir:
         config = dataclasses.replace(_DEFAULTS, workdir=workdir, data_dir=FLAGS.data_dir)
-        log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+        log = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
         reached = lambda epoch, params: log.read()[-1]["test/neg_elbo"] <= target
         lifecycle.train_and_evaluate(RECIPE, config, on_epoch_end=reached)
         lines = log.read()
@@ -113,9 +113,9 @@ def main(argv):
         if both else None,
         "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]},
         "versions": {"torch": torch.__version__, "torch_threads": torch.get_num_threads()},
-        "hardware": report.hardware(),
+        "hardware": hardware.describe(),
     }
-    report.write_json(FLAGS.output, results)
+    files.write_json(FLAGS.output, results)
     _plot(FLAGS.output.removesuffix(".json") + ".png", results)
     for name, side in sides.items():
         print(f"{name}: {side['seconds_to_target'] if both else 'not reached'} s to {FLAGS.target} nats "
@@ -141,7 +141,7 @@ def _plot(path: str, results: dict) -> None:
     axes.legend()
     axes.set_title(results["benchmark"], fontsize=8)
     figure.tight_layout()
-    report.save_figure(path, figure)
+    plots.save_figure(path, figure)
 
 
 if __name__ == "__main__":

@@ -13,7 +13,7 @@ from collections.abc import Callable
 
 from absl import flags
 
-from experiments import _cli
+from experiments import _flags, _modes
 from vaecnn import lifecycle
 from vaecnn.recipes.text_classifier import RECIPE, TextClassifierConfig, with_vector_size
 from vaecnn.recipes.text_predict import evaluate_file, predict
@@ -29,10 +29,10 @@ def define(default_preset: str) -> Callable[[], TextClassifierConfig]:
     flags.DEFINE_string("eval_file", None, "A labelled file (GLUE TSV or 'label text' lines) to classify with the "
                         "model in --workdir: prints its accuracy, writes workdir/predictions_<file>.tsv.",
                         module_name=sys.argv[0])
-    _cli.define_mode(["train", "evaluate"])
-    resolve = _cli.define_config(default_preset, read_only_with="predict", complete=with_vector_size)
+    _modes.define_mode(["train", "evaluate"])
+    resolve = _flags.define_config(default_preset, read_only_with="predict", complete=with_vector_size)
     # The presets name a data set, so that a bare run works; explicit files replace it unless it is given too.
-    return lambda: resolve(**({"dataset": None} if _cli.given("train_file") and not _cli.given("dataset") else {}))
+    return lambda: resolve(**({"dataset": None} if _flags.given("train_file") and not _flags.given("dataset") else {}))
 
 
 def _sentences(arguments: list[str]) -> list[str]:
@@ -59,15 +59,15 @@ def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
               f"in {result['predictions_file']}")
         return
     if FLAGS.mode == "evaluate":
-        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_cli.given_settings(TextClassifierConfig))
+        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_modes.given_settings(TextClassifierConfig))
         accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} ± "
                     f"{results['cv_accuracy_std']:.4f}" if "cv_accuracy_mean" in results
                     else f"test accuracy {results['test_accuracy']:.4f}")
         print(f"{accuracy} of the model in {FLAGS.workdir}")
         return
     config = resolve_config()
-    results = _cli.train(RECIPE, config)
-    if results is None:  # --seeds: printed by _cli.train
+    results = _modes.train(RECIPE, config)
+    if results is None:  # --seeds: printed by _modes.train
         return
     if "cv_accuracy_mean" in results:
         accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} "

@@ -14,36 +14,36 @@ import os
 
 from absl import flags
 
-from experiments import _cli
-from vaecnn import lifecycle, report
+from experiments import _cli, _flags, _modes
+from vaecnn import files, lifecycle
 from vaecnn.recipes.image_classifier import MODELS, RECIPE, ImageClassifierConfig, arithmetic_report
 
 FLAGS = flags.FLAGS
-resolve_config = _cli.define_config("cnn_mnist")
+resolve_config = _flags.define_config("cnn_mnist")
 flags.DEFINE_bool("arith_only", False, "Only print and write arithmetic.md (the notes' answers); train nothing.")
-_cli.define_mode(["train", "evaluate"])
+_modes.define_mode(["train", "evaluate"])
 
 
 def main(argv):
     del argv
     if FLAGS.mode == "evaluate":
-        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_cli.given_settings(ImageClassifierConfig))
+        results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_modes.given_settings(ImageClassifierConfig))
         for metrics in ([results[name] for name in MODELS] if "test_accuracy" not in results else [results]):
             print(f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
                   f"of the checkpoint of epoch {metrics['epoch']} in {FLAGS.workdir}")
         return
     text = arithmetic_report()
     if FLAGS.arith_only:
-        report.make_workdir(FLAGS.workdir)
-        report.write_text(os.path.join(FLAGS.workdir, "arithmetic.md"), text)
+        files.make_workdir(FLAGS.workdir)
+        files.write_text(os.path.join(FLAGS.workdir, "arithmetic.md"), text)
         print(text)
         return
 
     config = resolve_config()
-    results = _cli.train(RECIPE, config)
-    if results is None:  # --seeds: printed by _cli.train
+    results = _modes.train(RECIPE, config)
+    if results is None:  # --seeds: printed by _modes.train
         return
-    report.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
+    files.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
     for results in ([results[name] for name in MODELS] if config.model == "both" else [results]):
         print(f"{results['model']}: test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) "
               f"after {results['epochs']} epochs, {results['num_params']:,} parameters, "

@@ -8,12 +8,12 @@ Writes <workdir>/gradient_variance.{md,png,json,jsonl}; the VAE run goes to <wor
 
 from absl import flags
 
-from experiments import _cli
+from experiments import _cli, _flags, _modes
 from vaecnn import lifecycle, preemption
 from vaecnn.recipes.gradient_estimators import run
 
 FLAGS = flags.FLAGS
-resolve_config = _cli.define_config("gradient_estimators")
+resolve_config = _flags.define_config("gradient_estimators")
 
 
 def main(argv):
@@ -21,7 +21,7 @@ def main(argv):
     config = resolve_config()
     with preemption.StopRequests():
         if FLAGS.seeds:
-            _cli.print_seeds(lifecycle.run_seeds(lambda seeded: run(seeded, FLAGS.allow_changes), config, FLAGS.seeds,
+            _modes.print_seeds(lifecycle.run_seeds(lambda seeded: run(seeded, FLAGS.allow_changes), config, FLAGS.seeds,
                                                  FLAGS.allow_changes), config.workdir)
             return
         print(run(config, FLAGS.allow_changes)["table"])

@@ -36,8 +36,7 @@ import tensorboardX.record_writer
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this tree's vaecnn and experiments, as `python -m` run from ROOT imports them
 
-from vaecnn import checkpoints, disk, engine, report, workdir  # noqa: E402
-from vaecnn.recipes import text_classifier  # noqa: E402
+from vaecnn import checkpoints, disk, engine, files, lifecycle, metrics_log, plots, workdir  # noqa: E402
 
 
 def _strike(action: str) -> None:
@@ -109,7 +108,7 @@ def install(fault: dict) -> None:
 
         ocp.CheckpointManager.save = save
     elif point == "metrics":
-        original_append, count = report.MetricsLog.append, 0
+        original_append, count = metrics_log.MetricsLog.append, 0
 
         def append(self, line):
             nonlocal count
@@ -121,7 +120,7 @@ def install(fault: dict) -> None:
                 _strike(action)
             return original_append(self, line)
 
-        report.MetricsLog.append = append
+        metrics_log.MetricsLog.append = append
     elif point == "write":
         count = 0
 
@@ -134,10 +133,10 @@ def install(fault: dict) -> None:
                     return _FailingFile(opened)
             return opened
 
-        for module in (report, workdir, checkpoints, tensorboardX.record_writer):
+        for module in (files, metrics_log, plots, workdir, checkpoints, tensorboardX.record_writer):
             module.open = faulty_open
     elif point == "fold":
-        text_classifier._train_and_test = _at_call(text_classifier._train_and_test, fault)
+        lifecycle.train_and_evaluate = _at_call(lifecycle.train_and_evaluate, fault)  # each fold is one run
     elif point == "no_space_guard":  # the free-space check skipped: a full disk meets the writes themselves
         disk.check_free_space = lambda *args: None
     elif point == "time":

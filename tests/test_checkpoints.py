@@ -10,7 +10,7 @@ import pytest
 
 from vaecnn import checkpoints
 from vaecnn.errors import CheckpointError
-from vaecnn.report import MetricsLog
+from vaecnn.metrics_log import MetricsLog
 
 from test_train import run_fit
 

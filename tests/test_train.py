@@ -18,7 +18,7 @@ from vaecnn import evaluation, sharding, train
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.errors import ConfigError, TrainingDiverged
-from vaecnn.report import MetricsLog
+from vaecnn.metrics_log import MetricsLog
 
 
 class TinyMLP(nn.Module):

@@ -30,7 +30,7 @@ import numpy as np
 import orbax.checkpoint as ocp
 from absl import logging
 
-from vaecnn import disk, distributed, report
+from vaecnn import disk, distributed
 from vaecnn.errors import CheckpointError
 
 DIGEST = "digest"
@@ -115,7 +115,7 @@ class Checkpointer:
             self._manager.save(epoch, args=ocp.args.Composite(
                 tree=ocp.args.StandardSave(tree), record=ocp.args.JsonSave(record)))
             self._manager.wait_until_finished()
-            if report.is_writer():  # one process digests the files every process wrote with orbax
+            if distributed.is_writer():  # one process digests the files every process wrote with orbax
                 self._write_file_digests(epoch)
         except Exception as error:
             if not disk.is_out_of_space(error):
@@ -126,7 +126,7 @@ class Checkpointer:
 
     def _remove_unfinished(self, epoch: int) -> None:
         """What a failed save left: orbax's temporary folder, or a renamed one without its file digests."""
-        if not report.is_writer() or not os.path.isdir(self.directory):
+        if not distributed.is_writer() or not os.path.isdir(self.directory):
             return
         for name in os.listdir(self.directory):
             if name.startswith(f"{epoch}.") and "tmp" in name:
@@ -260,7 +260,7 @@ class Checkpointer:
     def _set_aside(self, epochs: list[int]) -> None:
         if not epochs:
             return
-        if not report.is_writer():  # process 0 moves them; the others wait for it, then reload
+        if not distributed.is_writer():  # process 0 moves them; the others wait for it, then reload
             distributed.barrier("damaged checkpoints set aside")
             self._manager.reload()
             return

@@ -26,7 +26,7 @@ import typing
 from collections.abc import Callable, Mapping, Sequence
 from typing import Any
 
-from vaecnn import report
+from vaecnn import files
 from vaecnn.errors import ConfigError, DataError
 
 CONFIG_FILE = "config.json"
@@ -190,7 +190,7 @@ def save(config: Any, workdir: str, *, keep_existing: bool = False) -> str:
     """
     path = os.path.join(workdir, CONFIG_FILE)
     if not (keep_existing and os.path.exists(path)):
-        report.write_json(path, to_dict(config))
+        files.write_json(path, to_dict(config))
     return path
 
 
@@ -198,7 +198,7 @@ def load(cls: type, workdir: str) -> Any:
     """The config a run saved in workdir/config.json."""
     path = os.path.join(workdir, CONFIG_FILE)
     try:
-        return from_dict(cls, report.read_json(path))
+        return from_dict(cls, files.read_json(path))
     except FileNotFoundError:
         raise ConfigError(f"{path} does not exist: {workdir} holds no run started by this version") from None
     except DataError:

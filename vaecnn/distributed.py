@@ -29,6 +29,14 @@ _CLUSTER_SIZE = {"SLURM": "SLURM_STEP_NUM_TASKS", "Open MPI": "OMPI_COMM_WORLD_S
                  "Cloud TPU": "TPU_WORKER_HOSTNAMES"}
 
 
+def is_writer() -> bool:
+    """Whether this process writes a run's files: process 0 of a multi-process run (vaecnn.distributed),
+    always in one process. The others compute the same numbers and write nothing."""
+    import jax
+
+    return jax.process_index() == 0
+
+
 def detected_cluster() -> str | None:
     """The multi-process launch this process is part of, if any (more than one process)."""
     for name, variable in _CLUSTER_SIZE.items():

@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from vaecnn import preemption, report, rng, sharding
+from vaecnn import distributed, files, preemption, rng, sharding
 from vaecnn.engine import Batch, Metrics, Params, Task
 
 
@@ -75,7 +75,7 @@ def resumable_sums(what: str, position_file: str, batches: Iterator[Batch], num_
     `what` names the evaluation exactly (its checkpoint, sample count, seed): a position file of another
     evaluation is ignored. log(index, totals) runs after each batch.
     """
-    saved = report.read_json(position_file) if os.path.exists(position_file) else {}
+    saved = files.read_json(position_file) if os.path.exists(position_file) else {}
     start, totals = (saved["next_batch"], saved["totals"]) if saved.get("what") == what else (0, {})
     if start:
         logging.info("continuing %s at batch %d of %d", what, start + 1, num_batches)
@@ -86,10 +86,10 @@ def resumable_sums(what: str, position_file: str, batches: Iterator[Batch], num_
             totals[name] = totals.get(name, 0.0) + float(value)
         log(index, totals)
         if index + 1 < num_batches and preemption.requested():
-            report.write_json(position_file, {"what": what, "next_batch": index + 1, "totals": totals})
+            files.write_json(position_file, {"what": what, "next_batch": index + 1, "totals": totals})
             raise preemption.Preempted(
                 f"stopped {what} after batch {index + 1} of {num_batches} on {preemption.signal_name()}; its position "
                 f"is saved in {position_file}: rerun the same command to continue")
-    if os.path.exists(position_file) and report.is_writer():
+    if os.path.exists(position_file) and distributed.is_writer():
         os.remove(position_file)
     return totals

@@ -17,7 +17,7 @@ from typing import Any
 import numpy as np
 
 from vaecnn import config as vconfig
-from vaecnn import disk, report
+from vaecnn import disk, distributed
 
 
 TIME_SCALARS = ("epoch_seconds", "compile_seconds", "eval_seconds", "train_seconds")
@@ -38,7 +38,7 @@ class EventWriter:
         self._workdir, self._file, self._pending = workdir, None, []
 
     def _write(self, summary, step: int) -> None:
-        if not report.is_writer():
+        if not distributed.is_writer():
             return
         from tensorboardX.event_file_writer import EventsWriter  # imported here: only runs that write need it
         from tensorboardX.proto import event_pb2
@@ -78,7 +78,7 @@ class EventWriter:
         self._pending.append((summary.text(tag, "\n".join("    " + line for line in text.splitlines())), step))
 
     def image(self, tag: str, image_HxW: np.ndarray, step: int) -> None:
-        """A grayscale uint8 picture (e.g. report.image_grid's)."""
+        """A grayscale uint8 picture (e.g. plots.image_grid's)."""
         from tensorboardX import summary
 
         self._write(summary.image(tag, np.asarray(image_HxW), dataformats="HW"), step)

@@ -30,7 +30,7 @@ import jax
 import numpy as np
 import optax
 
-from vaecnn import arith, preemption, report, sharding, train, workdir
+from vaecnn import arith, files, hardware, preemption, sharding, train, workdir
 from vaecnn import config as vconfig
 from vaecnn.checkpoints import Checkpointer, leaves_by_path, path_parts
 from vaecnn.engine import Batch, Params, Task, TrainingData
@@ -117,7 +117,7 @@ def train_and_evaluate(recipe: Recipe[C], config: C, *, allow_changes: Sequence[
     with workdir.locked(config.workdir), preemption.StopRequests():
         mesh = sharding.data_mesh()
         sharding.check_batch_size(config.train.batch_size, mesh)  # before the data loads: a bad flag fails at once
-        report.make_workdir(config.workdir)
+        files.make_workdir(config.workdir)
         vconfig.save(config, config.workdir, keep_existing=True)
         built = recipe.build(config, mesh, training=True)
         events = open_events(config.workdir, config)
@@ -132,9 +132,9 @@ def train_and_evaluate(recipe: Recipe[C], config: C, *, allow_changes: Sequence[
                    "train_seconds": fit.train_seconds,
                    "train_examples_per_second": fit.examples_seen / fit.train_seconds,
                    "num_params": arith.count_params(fit.params), "wall_seconds": time.perf_counter() - start,
-                   "config": vconfig.to_dict(config), "hardware": report.hardware()}
+                   "config": vconfig.to_dict(config), "hardware": hardware.describe()}
         vconfig.save(config, config.workdir)
-        report.write_json(os.path.join(config.workdir, RESULTS_FILE), results)
+        files.write_json(os.path.join(config.workdir, RESULTS_FILE), results)
     return results
 
 
@@ -251,9 +251,9 @@ def _over(runs: Mapping[str, C], config: C, run_one: Callable[[C], dict[str, Any
         vconfig.save(config, config.workdir, keep_existing=True)
         results = {name: run_one(sub) for name, sub in runs.items()}
         combined = {**combine(results), "wall_seconds": time.perf_counter() - start,
-                    "config": vconfig.to_dict(config), "hardware": report.hardware()}
+                    "config": vconfig.to_dict(config), "hardware": hardware.describe()}
         vconfig.save(config, config.workdir)
-        report.write_json(os.path.join(config.workdir, RESULTS_FILE), combined)
+        files.write_json(os.path.join(config.workdir, RESULTS_FILE), combined)
         if write_reports is not None:
             write_reports(config, combined)
     return combined

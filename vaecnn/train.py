@@ -25,7 +25,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import preemption, report, rng, sharding
+from vaecnn import files, metrics_log, preemption, rng, sharding
 from vaecnn.config import option
 from vaecnn.checkpoints import STOPPED_DIR, Checkpointer
 from vaecnn.evaluation import Batcher, evaluate, make_eval_step, means
@@ -126,7 +126,7 @@ class _Progress:
 def _what_is_kept(checkpointer: Checkpointer, like: Any, workdir: str, failed_epoch: int) -> str:
     """What a diverged run leaves, stated only as far as it was just checked: the newest checkpoint is
     re-read and compared with its digests, and metrics.jsonl is read back."""
-    lines = report.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
+    lines = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
     metrics = (f"metrics.jsonl ends at epoch {lines[-1]['epoch']}" if lines else "metrics.jsonl has no epoch")
     newest = checkpointer.latest_epoch()
     if newest is None:
@@ -176,7 +176,7 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
         raise ConfigError(f"--batch_size={train_data.batch_size} is larger than the training set "
                           f"({train_data.num_examples} examples): an epoch would not be one pass over it; lower "
                           f"--batch_size to at most {train_data.num_examples}")
-    report.make_workdir(workdir)
+    files.make_workdir(workdir)
     run = _Training(task, optimizer, train_data, eval_data, config, workdir, mesh, events)
     try:
         run.resume()
@@ -219,7 +219,7 @@ class _Training:
                                          keep_period=config.keep_checkpoint_every or None)
         # The position of an epoch stopped by a signal: one checkpoint, replaced by the epoch's own at its end.
         self.stopped = Checkpointer(os.path.join(workdir, STOPPED_DIR), max_to_keep=1)
-        self.metrics_log = report.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
+        self.metrics_log = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
         # The selected parameters are a copy: the chunks donate (free) the state's own buffers.
         self.best_params = jax.tree.map(jnp.copy, self.state.params) if self.select else None
         self.record = {"epoch": 0, "train_seconds": 0.0, "examples_seen": 0, "selected_epoch": 0, "best_value": None}
@@ -356,7 +356,7 @@ class _Training:
             self.events.flush()
         self.checkpointer.save(epoch, self._tree(), dict(self.record))
         self.stopped.delete(epoch)
-        logging.info("epoch %d/%d  %s", epoch, self.config.epochs, report.format_metrics(line))
+        logging.info("epoch %d/%d  %s", epoch, self.config.epochs, metrics_log.format_metrics(line))
 
     def close(self) -> None:
         for checkpointer in (self.checkpointer, self.stopped):

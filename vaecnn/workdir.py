@@ -18,7 +18,7 @@ import socket
 import time
 from collections.abc import Iterator
 
-from vaecnn import report
+from vaecnn import distributed, files
 from vaecnn.errors import UserError
 
 LOCK_FILE = ".lock"
@@ -40,10 +40,10 @@ def _holder(path: str) -> str:
 @contextlib.contextmanager
 def locked(workdir: str) -> Iterator[None]:
     """Holds workdir/.lock (creating the workdir) for the body; WorkdirBusy if another run holds it."""
-    if not report.is_writer():
+    if not distributed.is_writer():
         yield
         return
-    report.make_workdir(workdir)
+    files.make_workdir(workdir)
     path = os.path.join(workdir, LOCK_FILE)
     handle = open(path, "a+")
     try:

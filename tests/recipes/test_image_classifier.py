@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import pytest
 
-from vaecnn import arith, lifecycle, report
+from vaecnn import arith, files, lifecycle
 from vaecnn import config as vconfig
 from vaecnn.errors import ConfigError
 from vaecnn.recipes.image_classifier import MODELS, RECIPE, ImageClassifierConfig, make_model
@@ -44,7 +44,7 @@ def digits_runs(tmp_path_factory):
     config = make(workdir=str(tmp_path_factory.mktemp("digits")), dataset="digits", model="both",
                   epochs=DIGITS_EPOCHS, **TINY)
     results = run(config)
-    assert report.read_json(os.path.join(config.workdir, "results.json"))["config"]["model"] == "both"
+    assert files.read_json(os.path.join(config.workdir, "results.json"))["config"]["model"] == "both"
     return config, {name: results[name] for name in MODELS}
 
 
@@ -61,7 +61,7 @@ def test_both_models_learn_digits_and_leave_their_files(digits_runs):
         assert result["test_accuracy"] > 0.9, (name, result)  # chance: 0.1; measured 0.96-0.98
         assert RESULT_KEYS <= set(result)
         assert (result["model"], result["dataset"], result["epochs"]) == (name, "digits", DIGITS_EPOCHS)
-        assert report.read_json(os.path.join(workdir, "results.json")) == json.loads(json.dumps(result))
+        assert files.read_json(os.path.join(workdir, "results.json")) == json.loads(json.dumps(result))
         with open(os.path.join(workdir, "metrics.jsonl")) as f:
             lines = [json.loads(line) for line in f]
         assert [line["epoch"] for line in lines] == list(range(1, DIGITS_EPOCHS + 1))

@@ -16,7 +16,7 @@ from vaecnn import lifecycle
 from vaecnn.errors import ConfigError
 from vaecnn.models.vae import make_vae
 from vaecnn.recipes.vae import RECIPE, VAEConfig, VAETask, interpolation_latents, manifold_latents
-from vaecnn.report import MetricsLog
+from vaecnn.metrics_log import MetricsLog
 
 pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
 

@@ -8,7 +8,7 @@ import sys
 
 import pytest
 
-from vaecnn import lifecycle, preemption, report
+from vaecnn import files, lifecycle, preemption
 from vaecnn.recipes import text_classifier, vae
 from vaecnn.recipes.text_predict import evaluate_file
 
@@ -69,7 +69,7 @@ def test_iw_evaluation_stops_between_batches_and_resumes_to_the_same_figure(vae_
     monkeypatch.setattr(preemption, "requested", lambda: asked.append(True) or len(asked) >= 2)
     with pytest.raises(preemption.Preempted, match="after batch 2 of 8"):
         lifecycle.evaluate(vae.RECIPE, vae_workdir, overrides=overrides)
-    assert report.read_json(os.path.join(vae_workdir, vae.IW_POSITION_FILE))["next_batch"] == 2
+    assert files.read_json(os.path.join(vae_workdir, vae.IW_POSITION_FILE))["next_batch"] == 2
     asked.clear()
     monkeypatch.setattr(preemption, "requested", lambda: asked.append(True) and False)
     assert lifecycle.evaluate(vae.RECIPE, vae_workdir, overrides=overrides)["test_nll_iw"] == undisturbed

@@ -25,7 +25,7 @@ import jax.numpy as jnp
 from absl import logging
 
 from vaecnn import config as vconfig
-from vaecnn import lifecycle, report, rng, workdir
+from vaecnn import files, hardware, lifecycle, metrics_log, plots, rng, workdir
 from vaecnn.config import option
 from vaecnn.data.images import data_dir_option, dataset_option
 from vaecnn.errors import ConfigError
@@ -142,7 +142,7 @@ def plot(path: str, lines: list[dict], dataset: str) -> None:
     figure.legend(*panels[0][0].get_legend_handles_labels(), loc="lower center", ncol=len(ESTIMATORS),
                   fontsize="small")
     figure.tight_layout(rect=(0, 0.07, 1, 1))
-    report.save_figure(path, figure)
+    plots.save_figure(path, figure)
 
 
 def run(config: GradientEstimatorsConfig, allow_changes: Sequence[str] = ()) -> dict[str, Any]:
@@ -163,7 +163,7 @@ def _measure(config: GradientEstimatorsConfig) -> dict[str, Any]:
     key = rng.stream(vae_config.train.seed, "gradient_measurements")
     x_BxHxWxC = task.inputs(key, jnp.asarray(splits["test"].images[:config.num_images]))
     measure = make_measurement(task, x_BxHxWxC, sample_sizes, config.num_estimates)
-    log = report.MetricsLog(os.path.join(config.workdir, "gradient_variance.jsonl"))
+    log = metrics_log.MetricsLog(os.path.join(config.workdir, "gradient_variance.jsonl"))
 
     def on_epoch_end(epoch: int, params) -> None:
         if epoch in measure_epochs:
@@ -181,7 +181,7 @@ def _measure(config: GradientEstimatorsConfig) -> dict[str, Any]:
     with open(os.path.join(config.workdir, "gradient_variance.md"), "w") as f:
         f.write(table)
     plot(os.path.join(config.workdir, "gradient_variance.png"), lines, config.dataset)
-    report.write_json(os.path.join(config.workdir, "gradient_variance.json"), {
+    files.write_json(os.path.join(config.workdir, "gradient_variance.json"), {
         "measurements": lines, "num_estimates": config.num_estimates, "num_images": config.num_images,
-        "vae_results": vae_results, "hardware": report.hardware()})
+        "vae_results": vae_results, "hardware": hardware.describe()})
     return {"table": table, "measurements": lines, "vae_results": vae_results}

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from vaecnn import arith, evaluation, lifecycle, report, rng, sharding
+from vaecnn import arith, evaluation, files, lifecycle, plots, rng, sharding
 from vaecnn import config as vconfig
 from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
@@ -105,7 +105,7 @@ class ImageClassifierRecipe(lifecycle.RecipeBase[ImageClassifierConfig]):
         for name in MODELS:
             with open(os.path.join(config.workdir, name, SUMMARY_FILE), encoding="utf-8") as f:
                 summaries[name] = f.read()
-        report.write_text(os.path.join(config.workdir, "comparison.md"),
+        files.write_text(os.path.join(config.workdir, "comparison.md"),
                           format_comparison({name: results[name] for name in MODELS}, summaries))
 
     def build(self, config: ImageClassifierConfig, mesh, *, training: bool) -> lifecycle.Built:
@@ -138,11 +138,11 @@ class ImageClassifierRecipe(lifecycle.RecipeBase[ImageClassifierConfig]):
     def results(self, built, config: ImageClassifierConfig, fit, mesh) -> dict[str, Any]:
         final = fit.history[-1]
         facts = dict(built.family)
-        report.write_text(os.path.join(config.workdir, SUMMARY_FILE), arith.format_summary(facts.pop("summary")) + "\n")
+        files.write_text(os.path.join(config.workdir, SUMMARY_FILE), arith.format_summary(facts.pop("summary")) + "\n")
         title = f"{config.model} on {config.dataset}"
-        report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history,
+        plots.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history,
                            ["train/loss", "test/loss"], "cross-entropy (nats)", title)
-        report.plot_curves(os.path.join(config.workdir, "accuracy_curve.png"), fit.history,
+        plots.plot_curves(os.path.join(config.workdir, "accuracy_curve.png"), fit.history,
                            ["train/accuracy", "test/accuracy"], "accuracy", title)
         return {"dataset": config.dataset, "model": config.model, "test_accuracy": final["test/accuracy"],
                 "test_loss": final["test/loss"], "train_accuracy": final["train/accuracy"],

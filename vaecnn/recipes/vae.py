@@ -19,7 +19,7 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import evaluation, lifecycle, report, rng, sharding
+from vaecnn import distributed, evaluation, lifecycle, plots, rng, sharding
 from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
 from vaecnn.data.images import (ImageSplit, binarize, binarize_once, data_dir_option, dataset_option,
@@ -215,7 +215,7 @@ class _Pictures:
             self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
 
     def __call__(self, epoch: int, params) -> None:
-        if not report.is_writer():  # process 0 draws them (from a host copy of the replicated parameters)
+        if not distributed.is_writer():  # process 0 draws them (from a host copy of the replicated parameters)
             return
         params = jax.device_get(params)
         originals = np.asarray(self.inputs)
@@ -228,7 +228,7 @@ class _Pictures:
 
     def _save(self, name: str, images: np.ndarray, columns: int, epoch: int) -> None:
         """workdir/<name>.png, refreshed; and in TensorBoard, one picture per epoch to scrub through."""
-        grid = report.save_image_grid(os.path.join(self.workdir, f"{name}.png"), images, columns=columns)
+        grid = plots.save_image_grid(os.path.join(self.workdir, f"{name}.png"), images, columns=columns)
         if self.events is not None:
             self.events.image(name, grid, epoch)
 
@@ -259,7 +259,7 @@ class _Pictures:
         axes.set_title(f"{len(mean_NxZ)} test images, epoch {epoch}")
         axes.grid(alpha=0.3)
         figure.tight_layout()
-        report.save_figure(os.path.join(self.workdir, "latent_scatter.png"), figure)
+        plots.save_figure(os.path.join(self.workdir, "latent_scatter.png"), figure)
 
 
 def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: jax.Array, num_samples: int,
@@ -351,7 +351,7 @@ class VAERecipe(lifecycle.RecipeBase[VAEConfig]):
         }
         curves = ["train/neg_elbo", "test/neg_elbo"] + (["train/neg_iwae", "test/neg_iwae"]
                                                         if config.objective == "iwae" else [])
-        report.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history, curves,
+        plots.plot_curves(os.path.join(config.workdir, "loss_curve.png"), fit.history, curves,
                            "negative bound (nats)", config.dataset)
         return results
 
@@ -393,5 +393,5 @@ def sample(run_dir: str, num_images: int, *, overrides: dict[str, Any] | None = 
     z_NxZ = jax.random.normal(rng.stream(restored.config.train.seed, "samples"), (num_images, model.encoder.latent_dim))
     images = jax.jit(lambda params, z: model.apply({"params": params}, z, method=VAE.mean_image))(restored.params, z_NxZ)
     path = os.path.join(run_dir, f"samples_{num_images}.png")
-    report.save_image_grid(path, np.asarray(images), columns=int(np.ceil(np.sqrt(num_images))))
+    plots.save_image_grid(path, np.asarray(images), columns=int(np.ceil(np.sqrt(num_images))))
     return path

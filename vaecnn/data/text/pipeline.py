@@ -20,7 +20,7 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from absl import logging
 
-from vaecnn import report
+from vaecnn import files
 
 from vaecnn.data.text.encoding import (EncodedDataset, TextBatcher, bucket_boundaries, encode_dataset,
                                        vocabulary_from_dataset)
@@ -79,7 +79,7 @@ class TextPipeline:
         return TextDataset(list(sentences), np.zeros(len(sentences), np.int32), self.class_names)
 
     def save(self, workdir: str) -> None:
-        report.write_json(os.path.join(workdir, PIPELINE_FILE), {
+        files.write_json(os.path.join(workdir, PIPELINE_FILE), {
             "format": _FORMAT, "vocab": self.vocab.to_dict(), "class_names": list(self.class_names),
             "max_len": self.max_len, "boundaries": list(self.boundaries)})
 
