@@ -98,3 +98,34 @@ def test_the_command_exits_one_with_the_message_on_a_stale_page(copy):
                                capture_output=True, text=True, timeout=120)
     assert completed.returncode == 1
     assert "table 'text', row `kim_cnn_sst2`" in completed.stderr
+
+
+def _write(path, value):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(value) if not isinstance(value, str) else value)
+
+
+def test_collect_writes_a_likelihood_run_with_its_curve_and_a_seeds_run_with_relative_paths(tmp_path):
+    run = tmp_path / "somewhere" / "vae_long"
+    config = {"workdir": str(run), "data_dir": "/work/shared/datasets", "train": {"epochs": 4}}
+    _write(run / "results.json", {"epochs": 4, "test_neg_elbo": 90.0, "config": config})
+    _write(run / "metrics.jsonl", "".join(json.dumps({"epoch": e, "train_seconds": 10.0 * e}) + "\n" for e in (1, 2, 3, 4)))
+    for epoch, nll in ((2, 88.5), (4, 87.25)):
+        _write(run / f"iw5000_epoch_{epoch:03d}.json", {"epoch": epoch, "test_nll_iw": nll, "iw_samples": 5000,
+                                                        "test_neg_elbo": nll + 3})
+    assert registry.collect(str(tmp_path), str(run), "vae_long") == ["experiments/results/likelihood/vae_long.json"]
+    written = json.load(open(tmp_path / "experiments/results/likelihood/vae_long.json"))
+    assert (written["test_nll_iw"], written["iw_samples"]) == (87.25, 5000)  # the last epoch's estimate
+    assert [(p["epoch"], p["train_seconds"], p["test_nll_iw"]) for p in written["curve"]] == [(2, 20.0, 88.5),
+                                                                                            (4, 40.0, 87.25)]
+    assert written["config"]["workdir"] == "runs/vae_long" and written["config"]["data_dir"] == "../shared/datasets"
+    assert not list(registry.absolute_paths(written))
+
+    seeds = tmp_path / "seeds_run"
+    per_seed = {str(k): {"test_accuracy": 0.9 + k / 100, "config": {"workdir": str(seeds / f"seed_{k}")}}
+                for k in (0, 1)}
+    _write(seeds / "results.json", {"seeds": [0, 1], "per_seed": per_seed, "config": {"workdir": str(seeds)}})
+    assert registry.collect(str(tmp_path), str(seeds), "cnn") == [
+        f"experiments/results/seeds/cnn/{name}.json" for name in ("seed_0", "seed_1", "summary")]
+    assert json.load(open(tmp_path / "experiments/results/seeds/cnn/seed_1.json"))["config"]["workdir"] == \
+        "runs/cnn/seed_1"

@@ -454,3 +454,70 @@ def write(root: str, tables: Sequence[Table]) -> list[str]:
             changed.append(page)
     return changed
 
+
+
+# ---------------------------------------------------------------------------------------------------------
+# Collecting a finished run into the layout
+
+
+def _relative(value: Any, run_dir: str, preset: str) -> Any:
+    """`value` with the run folder's absolute paths as runs/<preset>/..., and a datasets folder as DATA_DIR."""
+    if isinstance(value, Mapping):
+        return {key: _relative(item, run_dir, preset) for key, item in value.items()}
+    if isinstance(value, list):
+        return [_relative(item, run_dir, preset) for item in value]
+    if isinstance(value, str) and os.path.isabs(value):
+        if value == run_dir or value.startswith(run_dir + os.sep):
+            return os.path.join("runs", preset, os.path.relpath(value, run_dir)).removesuffix(os.sep + ".")
+        if value.rstrip(os.sep).endswith(os.path.join("shared", "datasets")):
+            return DATA_DIR
+    return value
+
+
+def _likelihood_curve(run_dir: str) -> list[dict[str, Any]]:
+    """The run's importance-weighted evaluations (iw*_epoch_*.json, as `--mode=evaluate --output` writes them),
+    by epoch, each with the training seconds its epoch had taken (metrics.jsonl)."""
+    seconds = {}
+    with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
+        for line in f:
+            if line.strip():
+                record = json.loads(line)
+                seconds[record["epoch"]] = record["train_seconds"]
+    curve = []
+    for path in glob.glob(os.path.join(run_dir, "iw*_epoch_*.json")):
+        with open(path, encoding="utf-8") as f:
+            evaluation = json.load(f)
+        curve.append({"epoch": evaluation["epoch"], "train_seconds": seconds.get(evaluation["epoch"]),
+                      "test_nll_iw": evaluation["test_nll_iw"], "iw_samples": evaluation["iw_samples"],
+                      "test_neg_elbo": evaluation["test_neg_elbo"]})
+    return sorted(curve, key=lambda point: point["epoch"])
+
+
+def collect(root: str, run_dir: str, preset: str) -> list[str]:
+    """Writes the finished run in `run_dir` into the committed layout under `root`, named after `preset`,
+    with relative paths (returns the files written): a --seeds run as seeds/<preset>/seed_<k>.json and its
+    summary.json; a run with importance-weighted evaluations (iw*_epoch_*.json) as likelihood/<preset>.json,
+    its figures those of the last epoch's evaluation and `curve` every one of them; any other as
+    runs/<preset>.json."""
+    run_dir = os.path.abspath(run_dir)
+    with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
+        results = json.load(f)
+    outputs: dict[str, Any] = {}
+    if "per_seed" in results:
+        for seed, seed_results in results["per_seed"].items():
+            outputs[f"{RESULTS}/seeds/{preset}/seed_{seed}.json"] = seed_results
+        outputs[f"{RESULTS}/seeds/{preset}/summary.json"] = results
+    else:
+        curve = _likelihood_curve(run_dir)
+        if curve:
+            last = [point for point in curve if point["epoch"] == results["epochs"]]
+            figures = {key: last[0][key] for key in ("test_nll_iw", "iw_samples")} if last else {}
+            outputs[f"{RESULTS}/likelihood/{preset}.json"] = {**results, **figures, "curve": curve}
+        else:
+            outputs[f"{RESULTS}/runs/{preset}.json"] = results
+    for path, value in outputs.items():
+        os.makedirs(os.path.dirname(os.path.join(root, path)), exist_ok=True)
+        with open(os.path.join(root, path), "w", encoding="utf-8") as f:
+            json.dump(_relative(value, run_dir, preset), f, indent=2, sort_keys=True)
+            f.write("\n")
+    return sorted(outputs)
