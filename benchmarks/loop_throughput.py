@@ -6,14 +6,19 @@ r"""Every experiment's real training loop against its jitted step, on the same b
 For each preset the data, model, task and optimizer are built exactly as its experiment builds them (the
 VAE on MNIST; the Elman RNN and the Kim CNN on MR's fold 0 and on SST-2; the small CNN and the dense net
 on MNIST). Then, on one epoch's plan (vaecnn.engine.ChunkedEpochs.epoch_chunks: the steps' order, their
-batches and keys), two sides train `--steps` steps each:
+batches and keys), the sides train `--steps` steps each:
 
   loop   the engine's compiled chunks, as vaecnn.train.fit dispatches them;
   step   vaecnn.engine.make_train_step called once per step on the same (batch, key) pairs
-         (ChunkedEpochs.step_inputs), the batches gathered on the device beforehand.
+         (ChunkedEpochs.step_inputs), the batches gathered on the device beforehand;
+  lean   (the VAE, the Elman RNN and the Kim CNN) the same model's step written plainly
+         (benchmarks/_lean.py): the loss alone, no metric sums, gradient norm or masks, with the preset's
+         optimizer, in one fori_loop per group over the same batches stacked beforehand. The VAE's is a
+         plain Flax model of the same layers; the classifiers' use the project's model.
 
-Both sides first run the whole plan once untimed (every group's program compiled), then alternate
-`--repeats` timed blocks; the medians give examples/s and the ratio loop / step. No PyTorch here.
+All sides first run the whole plan once untimed (every group's program compiled), then alternate
+`--repeats` timed blocks; the medians give examples/s and the ratios loop / step and loop / lean. No
+PyTorch here.
 """
 
 import dataclasses
@@ -24,10 +29,12 @@ from collections.abc import Callable
 from typing import Any
 
 import jax
+import jax.numpy as jnp
 import numpy as np
 from absl import flags
 
 from configs import kim_cnn_mr, kim_cnn_sst2, mnist_cnn_vs_dense, rnn_mr, rnn_sst2, vae_mnist
+from benchmarks import _lean
 from experiments import _cli, _flags
 from vaecnn import engine, files, hardware, sharding, train
 from vaecnn.classification import ClassifierTask
@@ -91,6 +98,21 @@ def _image(model: str) -> Callable[[Any], Setup]:
     return setup
 
 
+def _lean_vae(task, params, key):
+    del params  # the lean VAE is its own plain Flax model, initialised here
+    model = task.model
+    return _lean.lean_vae(model.encoder.hidden_sizes, model.encoder.latent_dim, 28 * 28, key)
+
+
+def _lean_classifier(task, params, key):
+    del key
+    return params, _lean.lean_classifier(task.model, task.input_fields)
+
+
+# preset -> (task, params of the project's initialisation, key) -> (lean params, lean loss_fn)
+LEAN = {"vae_mnist": _lean_vae, "rnn_mr": _lean_classifier, "rnn_sst2": _lean_classifier,
+        "kim_cnn_mr": _lean_classifier, "kim_cnn_sst2": _lean_classifier}
+
 SETUPS = {"vae_mnist": _vae, "rnn_mr": _text(rnn_mr), "rnn_sst2": _text(rnn_sst2), "kim_cnn_mr": _text(kim_cnn_mr),
           "kim_cnn_sst2": _text(kim_cnn_sst2), "mnist_cnn": _image("cnn"), "mnist_dense": _image("dense")}
 
@@ -109,6 +131,7 @@ def measure(name: str, steps: int, repeats: int) -> dict[str, Any]:
         plan.append((group, first, count))
         total += count
     orders = chunks.epoch_orders(epoch_key)
+    groups = [group for group, first, count in plan for _ in range(count)]
     inputs = [chunks.step_inputs(orders, group, index) for group, first, count in plan
               for index in range(first, first + count)]
     step = engine.make_train_step(task, optimizer, mesh)
@@ -129,7 +152,23 @@ def measure(name: str, steps: int, repeats: int) -> dict[str, Any]:
         jax.block_until_ready((states["step"], metrics))
 
     sides = {"loop": loop_side, "step": step_side}
-    for run in sides.values():  # untimed: compiles every group's program
+    if name in LEAN:
+        lean_params, loss_fn = LEAN[name](task, states["step"].params, key)
+        program = _lean.lean_program(loss_fn, optimizer)
+        lean_state = [jax.tree.map(jnp.copy, lean_params), optimizer.init(lean_params)]
+        stacked = {group: jax.tree.map(lambda *fields: jnp.stack(fields),
+                                       *[{k: v for k, v in batch.items() if k != "mask"}
+                                         for (batch, _), g in zip(inputs, groups) if g == group])
+                   for group in dict.fromkeys(groups)}
+
+        def lean_side():
+            for group_batches in stacked.values():
+                lean_state[0], lean_state[1], loss_sum = program(*lean_state, group_batches, key)
+            jax.block_until_ready((lean_state, loss_sum))
+
+        sides["lean"] = lean_side
+    for run in sides.values():  # untimed, twice: compiles every group's program, also for the placement of
+        run()                   # the programs' own outputs, which the initial state (on the mesh) does not share
         run()
     seconds = {side: [] for side in sides}
     for _ in range(repeats):
@@ -139,16 +178,22 @@ def measure(name: str, steps: int, repeats: int) -> dict[str, Any]:
             seconds[side].append(time.perf_counter() - start)
     rates = {side: total * data.batch_size / statistics.median(values) for side, values in seconds.items()}
     return {"steps_per_block": total, "batch_size": data.batch_size, "groups": len(chunks.groups),
-            "loop_examples_per_second": rates["loop"], "step_examples_per_second": rates["step"],
-            "ratio_loop_over_step": rates["loop"] / rates["step"], "seconds": seconds}
+            **{f"{side}_examples_per_second": rate for side, rate in rates.items()},
+            "ratio_loop_over_step": rates["loop"] / rates["step"],
+            **({"ratio_loop_over_lean": rates["loop"] / rates["lean"]} if "lean" in rates else {}),
+            "seconds": seconds}
 
 
 def _table(results: dict[str, Any]) -> str:
-    lines = ["| preset | groups | steps per block | loop examples/s | step examples/s | loop / step |",
-             "|---|---:|---:|---:|---:|---:|"]
+    lines = ["| preset | groups | steps per block | loop examples/s | step examples/s | lean examples/s | loop / step "
+             "| loop / lean |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
     for name, row in results["presets"].items():
+        has_lean = "lean_examples_per_second" in row
+        lean_rate = f"{row['lean_examples_per_second']:,.0f}" if has_lean else "-"
+        lean_ratio = f"**{row['ratio_loop_over_lean']:.2f}**" if has_lean else "-"
         lines.append(f"| `{name}` | {row['groups']} | {row['steps_per_block']} | {row['loop_examples_per_second']:,.0f} "
-                     f"| {row['step_examples_per_second']:,.0f} | **{row['ratio_loop_over_step']:.2f}** |")
+                     f"| {row['step_examples_per_second']:,.0f} | {lean_rate} | **{row['ratio_loop_over_step']:.2f}** "
+                     f"| {lean_ratio} |")
     return "\n".join(lines) + "\n"
 
 
@@ -161,7 +206,9 @@ def main(argv):
         row = measure(name, max(1, round(STEPS[name] * FLAGS.steps_scale)), FLAGS.repeats)
         results["presets"][name] = row
         print(f"{name}: loop {row['loop_examples_per_second']:.0f} examples/s, step "
-              f"{row['step_examples_per_second']:.0f}, loop / step {row['ratio_loop_over_step']:.2f}", flush=True)
+              f"{row['step_examples_per_second']:.0f}, loop / step {row['ratio_loop_over_step']:.2f}"
+              + (f", lean {row['lean_examples_per_second']:.0f}, loop / lean {row['ratio_loop_over_lean']:.2f}"
+                 if "lean_examples_per_second" in row else ""), flush=True)
     results.update(timing={"repeats": FLAGS.repeats, "statistic": "median over blocks, sides alternating",
                            "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
                    versions={"jax": jax.__version__}, hardware=hardware.describe())
