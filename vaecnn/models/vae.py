@@ -50,14 +50,11 @@ class MLPDecoder(nn.Module):
 
     @nn.compact
     def __call__(self, z_NxZ: jax.Array) -> jax.Array:
-        # The leading axes (samples x batch) folded into one: on [S, B, Z] a dense layer's weight gradient
-        # contracts two axes, which XLA:CPU computes through transposing copies; on [S * B, Z] every
-        # product is a plain matrix product. The same numbers either way.
-        h_MxF = z_NxZ.reshape(-1, z_NxZ.shape[-1])
+        h = z_NxZ
         for size in self.hidden_sizes:
-            h_MxF = ACTIVATIONS[self.activation](nn.Dense(size)(h_MxF))
-        out_MxP = nn.Dense(math.prod(self.output_shape), name="pixels")(h_MxF)
-        return out_MxP.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
+            h = ACTIVATIONS[self.activation](nn.Dense(size)(h))
+        out = nn.Dense(math.prod(self.output_shape), name="pixels")(h)
+        return out.reshape(z_NxZ.shape[:-1] + tuple(self.output_shape))
 
 
 class ConvEncoder(nn.Module):
