@@ -130,6 +130,14 @@ def test_selection_keeps_the_best_epoch(tmp_path):
     assert metrics["loss"] == pytest.approx(best["test/loss"], rel=1e-6)
 
 
+def test_a_batch_larger_than_the_training_set_is_said_in_the_log(tmp_path, caplog):
+    task = ClassifierTask(TinyMLP(), ("x",))
+    config = train.TrainConfig(epochs=1, batch_size=64)
+    train.fit(task, optax.adam(0.05), ArrayBatcher(toy_data(40, 0), 64), {}, config, str(tmp_path))
+    assert "--batch_size=64 is larger than the training set (40 examples): each epoch is one batch that repeats " \
+           "examples" in caplog.text
+
+
 def test_config_errors():
     with pytest.raises(ConfigError, match="epochs"):
         train.TrainConfig(epochs=0, batch_size=8)

@@ -172,10 +172,9 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
     """
     mesh = sharding.data_mesh() if mesh is None else mesh
     sharding.check_batch_size(config.batch_size, mesh)
-    if train_data.batch_size > train_data.num_examples:
-        raise ConfigError(f"--batch_size={train_data.batch_size} is larger than the training set "
-                          f"({train_data.num_examples} examples): an epoch would not be one pass over it; lower "
-                          f"--batch_size to at most {train_data.num_examples}")
+    if train_data.batch_size > train_data.num_examples:  # the batchers fill a batch by repeating examples
+        logging.warning("--batch_size=%d is larger than the training set (%d examples): each epoch is one batch "
+                        "that repeats examples", train_data.batch_size, train_data.num_examples)
     files.make_workdir(workdir)
     run = _Training(task, optimizer, train_data, eval_data, config, workdir, mesh, events)
     try:

@@ -37,7 +37,7 @@ from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
 from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeline, TextSplits, Vocabulary,
                               load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold)
-from vaecnn.errors import ConfigError
+from vaecnn.errors import ConfigError, DataError
 from vaecnn.memory import check_eval_fits_in_memory
 from vaecnn.models.rnn import RNNConfig
 from vaecnn.models.text_cnn import CNNConfig
@@ -261,6 +261,7 @@ class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
         pooled = pooled_examples(data)
         logging.info("%s has no test split: %d-fold cross-validation over its %d examples", data.name,
                      config.cv_folds, len(pooled))
+        check_every_class_present(pooled, data.name)
         _check_folds(config, pooled)
         return {f"fold_{fold:02d}": vconfig.override(config, {"cv_fold": fold, "workdir": os.path.join(
             config.workdir, f"fold_{fold:02d}")}) for fold in range(config.cv_folds)}
@@ -303,6 +304,7 @@ class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
             for line in data.report.first_skipped:
                 logging.warning("skipped %s line %d of %s: %s", line.split, line.line, line.path, line.reason)
         splits = run_splits(config, data)
+        check_every_class_present(splits.train if config.cv_fold is None else pooled_examples(data), data.name)
         pipeline = fit_pipeline(config, splits.train)
         named = {"train": splits.train, "test": splits.test, **({"dev": splits.dev} if splits.dev is not None else {})}
         batchers = pipeline.batchers(named, config.train.batch_size,
@@ -348,6 +350,18 @@ def _test_metrics(task: ClassifierTask, params, batcher, config: TextClassifierC
 
 
 RECIPE = TextClassifierRecipe()
+
+
+def check_every_class_present(examples: TextDataset, name: str) -> None:
+    """DataError when a class of the training data has no example: labels numbered from 1 (or with a gap)
+    in a 'label text' file would make a class, an output unit and a fold stratum that nothing fills."""
+    counts = np.bincount(examples.labels, minlength=len(examples.class_names))
+    absent = [examples.class_names[index] for index in np.flatnonzero(counts == 0)]
+    if absent:
+        present = [examples.class_names[index] for index in np.flatnonzero(counts)]
+        raise DataError(f"{name}: the classes run {examples.class_names[0]}..{examples.class_names[-1]} but no "
+                        f"training example has class {', '.join(map(str, absent))}; number the labels 0, 1, ... "
+                        f"with every class present (the labels seen: {', '.join(map(str, present))})")
 
 
 def _check_folds(config: TextClassifierConfig, pooled: TextDataset) -> None:

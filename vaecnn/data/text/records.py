@@ -309,13 +309,6 @@ def read_kim_lines(path: PathLike, *, split: str = "train", report: LoadReport |
             if num_classes > MAX_INFERRED_CLASSES:  # "label text" lines whose first field is some number
                 raise TextDataError(f"{path}: a label of {num_classes - 1} implies {num_classes} classes; "
                                     f"expected {expected} (at most {MAX_INFERRED_CLASSES} classes)")
-            # Labels 1..K (or with a gap) would make a class no example has: a phantom output unit, and
-            # cross-validation folds that can never hold it.
-            absent = sorted(set(range(num_classes)) - set(labels))
-            if absent:
-                raise TextDataError(f"{path}: the labels run from 0 to {num_classes - 1} but no line has label "
-                                    f"{', '.join(map(str, absent))}; number the classes 0, 1, ... with every one "
-                                    f"present (the labels seen: {', '.join(map(str, sorted(set(labels))))})")
         class_names = _default_class_names(num_classes)
     return _finish(path, split, texts, labels, tuple(class_names), report, expected)
 
