@@ -207,8 +207,8 @@ def evaluate(recipe: Recipe[C], run_dir: str, *, epoch: int | None = None,
         return recipe.combine(config, {name: evaluate(recipe, sub.workdir, epoch=epoch, overrides=overrides)
                                        for name, sub in subruns.items()})
     with preemption.StopRequests():
-        restored = restore(recipe, run_dir, epoch=epoch, overrides=overrides)
         mesh = sharding.data_mesh()
+        restored = restore(recipe, run_dir, epoch=epoch, overrides=overrides, mesh=mesh)
         return {**recipe.evaluate(restored.built, restored.config, restored.params, mesh), "epoch": restored.epoch}
 
 
