@@ -1,10 +1,23 @@
-"""Shared fixtures: the real-data folder (skipped with a reason when absent)."""
+"""Shared fixtures: the real-data folder (skipped with a reason when absent); and one JAX compilation cache
+for the whole suite.
+
+Most of the suite's time on a CPU is XLA compiling the same tiny programs again: in each test process,
+in each of the many experiment subprocesses of the fault and end-to-end tests. JAX's persistent cache
+(keyed by the program, the jax and XLA versions, the flags and the device) lets every process after the
+first load the executable instead. The programs run are the same, so every figure is the same.
+"""
 
 import os
+import tempfile
 
-import pytest
+# Set before jax is imported (by vaecnn below), and inherited by the subprocesses the tests start.
+os.environ.setdefault("JAX_COMPILATION_CACHE_DIR", os.path.join(tempfile.gettempdir(), f"vaecnn-tests-jax-cache-{os.getuid()}"))
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "0")
+os.environ.setdefault("JAX_PERSISTENT_CACHE_MIN_ENTRY_SIZE_BYTES", "0")
 
-from vaecnn.data import DATA_DIR_ENV
+import pytest  # noqa: E402
+
+from vaecnn.data import DATA_DIR_ENV  # noqa: E402
 
 
 @pytest.fixture

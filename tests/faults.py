@@ -31,12 +31,11 @@ import sys
 import threading
 
 import orbax.checkpoint as ocp
-import tensorboardX.record_writer
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 sys.path.insert(0, ROOT)  # this tree's vaecnn and experiments, as `python -m` run from ROOT imports them
 
-from vaecnn import checkpoints, disk, engine, files, lifecycle, metrics_log, plots, workdir  # noqa: E402
+from vaecnn import checkpoints, disk, engine, events, files, lifecycle, metrics_log, plots, workdir  # noqa: E402
 
 
 def _strike(action: str) -> None:
@@ -133,7 +132,7 @@ def install(fault: dict) -> None:
                     return _FailingFile(opened)
             return opened
 
-        for module in (files, metrics_log, plots, workdir, checkpoints, tensorboardX.record_writer):
+        for module in (files, metrics_log, plots, workdir, checkpoints, events):
             module.open = faulty_open
     elif point == "fold":
         lifecycle.train_and_evaluate = _at_call(lifecycle.train_and_evaluate, fault)  # each fold is one run

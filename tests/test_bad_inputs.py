@@ -11,6 +11,7 @@ import hashlib
 import importlib.util
 import os
 import re
+import shutil
 import subprocess
 import sys
 
@@ -61,11 +62,11 @@ def inputs(tmp_path_factory) -> str:
     for name in ("train-images-idx3-ubyte", "train-labels-idx1-ubyte", "t10k-images-idx3-ubyte",
                  "t10k-labels-idx1-ubyte"):
         (mnist / name).write_bytes(b"\x00\x00\x08\x03\x00\x00\x00\x05")  # a header cut short
-    # A trained VAE workdir whose every checkpoint is then damaged, and an intact one for other flags.
-    for name in ("vae_damaged", "vae_trained"):
-        result = _run("experiments.vae_mnist", ["--dataset=digits", "--epochs=2", "--hidden_sizes=32",
-                                                "--latent_dim=2", f"--workdir={folder / name}"], {})
-        assert result.returncode == 0, result.stderr[-2000:]
+    # A trained VAE workdir for other flags, and a copy of it whose every checkpoint is then damaged.
+    result = _run("experiments.vae_mnist", ["--dataset=digits", "--epochs=2", "--hidden_sizes=32",
+                                            "--latent_dim=2", f"--workdir={folder / 'vae_trained'}"], {})
+    assert result.returncode == 0, result.stderr[-2000:]
+    shutil.copytree(folder / "vae_trained", folder / "vae_damaged")
     for path in glob.glob(str(folder / "vae_damaged" / "checkpoints" / "*" / "tree" / "ocdbt.process_0" / "d" / "*")):
         data = bytearray(open(path, "rb").read())
         data[len(data) // 2] ^= 0x01

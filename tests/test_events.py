@@ -1,6 +1,7 @@
 """TensorBoard event files: read back with the event protocol buffer, independently of the writer."""
 
 import glob
+import io
 import json
 import os
 import struct
@@ -9,24 +10,53 @@ import sys
 
 import numpy as np
 import pytest
+from PIL import Image
 from tensorboardX.proto import event_pb2
+from tensorboardX.record_writer import masked_crc32c
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+from vaecnn import events as vevents
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 
 def read_events(workdir: str) -> list:
-    """Every Event of every event file in `workdir` (TFRecord framing: length, crc, data, crc)."""
+    """Every Event of every event file in `workdir` (TFRecord framing: length, crc, data, crc), each
+    checksum checked with tensorboardX's CRC-32C, each Event parsed with its protocol buffer."""
     events = []
     for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
         data = open(path, "rb").read()
         offset = 0
         while offset < len(data):
             (length,) = struct.unpack("<Q", data[offset:offset + 8])
-            events.append(event_pb2.Event.FromString(data[offset + 12:offset + 12 + length]))
-            offset += 12 + length + 4
+            (length_crc,) = struct.unpack("<I", data[offset + 8:offset + 12])
+            record = data[offset + 12:offset + 12 + length]
+            (record_crc,) = struct.unpack("<I", data[offset + 12 + length:offset + 16 + length])
+            assert length_crc == masked_crc32c(data[offset:offset + 8]) and record_crc == masked_crc32c(record)
+            events.append(event_pb2.Event.FromString(record))
+            offset += 16 + length
+    assert events[0].file_version == "brain.Event:2"
     return events
+
+
+def test_the_writer_s_records_parse_as_tensorboard_events(tmp_path):
+    writer = vevents.EventWriter(str(tmp_path))
+    writer.text("config", "{\n  \"lr\": 0.001\n}")
+    assert not os.listdir(tmp_path)  # a text alone creates no file
+    writer.scalars({"test/neg_elbo": 94.3125, "epoch_seconds": 2.5, "flag": True, "nan": float("nan")}, step=7)
+    picture = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
+    writer.image("samples", picture, step=-3)  # a negative step: int64's two's complement encoding
+    writer.close()
+    events = read_events(str(tmp_path))
+    values = [(event.step, value) for event in events[1:] for value in event.summary.value]
+    assert [(step, value.tag) for step, value in values] == [
+        (0, "config/text_summary"), (7, "test/neg_elbo"), (7, "time/epoch_seconds"), (-3, "samples")]
+    assert values[0][1].tensor.string_val == [b'    {\n      "lr": 0.001\n    }']
+    assert values[0][1].metadata.plugin_data.plugin_name == "text"
+    assert [dim.size for dim in values[0][1].tensor.tensor_shape.dim] == [1]
+    assert values[1][1].simple_value == 94.3125 and values[2][1].simple_value == 2.5
+    image = values[3][1].image
+    assert (image.height, image.width, image.colorspace) == (4, 6, 1)
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(image.encoded_image_string))), picture)
 
 
 @pytest.fixture(scope="module")
@@ -39,6 +69,7 @@ def vae_run(tmp_path_factory) -> str:
     return workdir
 
 
+@pytest.mark.slow  # an end-to-end run in a subprocess
 def test_epoch_scalars_equal_metrics_jsonl(vae_run):
     lines = [json.loads(line) for line in open(os.path.join(vae_run, "metrics.jsonl"))]
     scalars = {(value.tag, event.step): value.simple_value for event in read_events(vae_run)
@@ -50,6 +81,7 @@ def test_epoch_scalars_equal_metrics_jsonl(vae_run):
         assert ("epoch_seconds", line["epoch"]) not in scalars
 
 
+@pytest.mark.slow  # an end-to-end run in a subprocess
 def test_training_scalars_every_chunk_average_to_the_epoch(vae_run):
     lines = [json.loads(line) for line in open(os.path.join(vae_run, "metrics.jsonl"))]
     steps = {}
@@ -67,6 +99,7 @@ def test_training_scalars_every_chunk_average_to_the_epoch(vae_run):
         lines[0]["train/neg_elbo"], rel=1e-5)
 
 
+@pytest.mark.slow  # an end-to-end run in a subprocess
 def test_pictures_of_every_epoch_and_the_config(vae_run):
     images, texts = {}, {}
     for event in read_events(vae_run):

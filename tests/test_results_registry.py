@@ -61,6 +61,10 @@ def test_a_result_that_lands_in_the_layout_is_rendered_without_other_edits(copy)
     readme = (copy / "README.md").read_text()
     assert "| 87.25 (1 run) | 86.76 (Burda et al. 2015, Table 1) | 500 | 6,000 s | 1 × NVIDIA H200 |" in readme
     assert "| `vae_mnist_burda` | 50 | 600 | 88.12 | 5,000 |" in (copy / "docs/results.md").read_text()
+    picture = copy / registry.CURVES_PICTURE  # the curve drawn beside the papers' figures
+    assert picture.read_bytes().startswith(b"\x89PNG") and registry.draw_likelihood_curves(str(copy))
+    (copy / "experiments/results/likelihood/vae_mnist_burda.json").unlink()
+    assert registry.draw_likelihood_curves(str(copy)) is None  # no curve: nothing drawn
 
 
 def test_a_removed_result_an_unread_file_and_an_absolute_path_are_each_named(copy):

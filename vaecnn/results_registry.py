@@ -8,6 +8,7 @@ Committed results (paths relative to the repository root; one file or folder per
                                                       its folds)
     experiments/results/likelihood/<preset>.json      a likelihood run's results.json plus `curve`: a list
                                                       of {epoch, train_seconds, test_nll_iw, iw_samples}
+    experiments/results/likelihood_curves.png         those curves drawn, beside Burda et al.'s figures
     experiments/results/paper_figures.json            the papers' figures, each with its source
     benchmarks/results/<benchmark>.json               what `./launch.sh bench <benchmark>` writes
 
@@ -29,6 +30,7 @@ from typing import Any
 
 RESULTS = "experiments/results"
 PAPER_FIGURES = f"{RESULTS}/paper_figures.json"
+CURVES_PICTURE = f"{RESULTS}/likelihood_curves.png"
 DATA_DIR = "../shared/datasets"
 NOT_RUN = "not run yet"
 _REGION = re.compile(r"<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
@@ -318,17 +320,20 @@ class ThroughputTable:
 
 @dataclasses.dataclass(frozen=True)
 class LoopTable:
-    """The engine's compiled chunks against the jitted step called once per step, one row per preset."""
+    """The engine's compiled chunks against the jitted step called once per step, and against a lean step
+    of the same model where the benchmark has one (—: none), one row per preset."""
     name: str
     file: str
 
     def render(self, store: Store) -> str:
         result = store.json(self.file)
+        lean = lambda p, key, digits, bold="": f"{bold}{number(p[key], digits)}{bold}" if key in p else "—"
         body = [[f"`{preset}`", str(p["groups"]), str(p["steps_per_block"]), number(p["loop_examples_per_second"], 0),
-                 number(p["step_examples_per_second"], 0), f"**{number(p['ratio_loop_over_step'], 2)}**"]
+                 number(p["step_examples_per_second"], 0), lean(p, "lean_examples_per_second", 0),
+                 f"**{number(p['ratio_loop_over_step'], 2)}**", lean(p, "ratio_loop_over_lean", 2, "**")]
                 for preset, p in result["presets"].items()]
         table = markdown_table(["preset", "groups", "steps per block", "loop examples/s", "step examples/s",
-                                "loop / step"], "lrrrrr", body)
+                                "lean examples/s", "loop / step", "loop / lean"], "lrrrrrrr", body)
         return table + (f"\n{machine(result['hardware'])}, jax {result['versions']['jax']}, 1-minute load "
                         f"{number(result['timing']['load_average_1m']['before'], 2)} at the start "
                         f"(`{self.file}`).\n")
@@ -440,9 +445,50 @@ def check(root: str, tables: Sequence[Table]) -> list[str]:
     return problems
 
 
+def draw_likelihood_curves(root: str) -> str | None:
+    """CURVES_PICTURE: test −log p(x) of every likelihood run's curve against its epochs and its training
+    hours, with the papers' likelihood figures as dashed lines; None when no run has a curve."""
+    store = Store(root)
+    curves = {os.path.basename(path).removesuffix(".json"): store.json(path).get("curve")
+              for path in store.glob(f"{RESULTS}/likelihood/*.json")}
+    curves = {preset: curve for preset, curve in sorted(curves.items()) if curve}
+    if not curves:
+        return None
+    import matplotlib
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    papers = store.json(PAPER_FIGURES)
+    figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
+    for preset, curve in curves.items():
+        label = f"{preset} (k = {curve[-1]['iw_samples']:,})"
+        by_epoch.plot([p["epoch"] for p in curve], [p["test_nll_iw"] for p in curve], marker="o", label=label)
+        by_time.plot([p["train_seconds"] / 3600 for p in curve], [p["test_nll_iw"] for p in curve], marker="o")
+    for key in ("burda_vae_k1", "burda_iwae_k5", "burda_iwae_k50"):
+        paper = papers["figures"][key]
+        for axes in (by_epoch, by_time):
+            axes.axhline(paper["value"], linestyle="--", linewidth=0.8, color="gray")
+        source = papers["sources"][paper["source"]]["short"]
+        by_epoch.annotate(f"{source}: {paper['what']}", (0, paper["value"]),
+                          xycoords=("axes fraction", "data"), xytext=(4, 2), textcoords="offset points", fontsize=7)
+    by_epoch.set_xlabel("epoch")
+    by_time.set_xlabel("training hours (2-core CPU)")
+    by_epoch.set_ylabel("test −log p(x) (nats)")
+    by_epoch.legend(fontsize=8)
+    for axes in (by_epoch, by_time):
+        axes.grid(alpha=0.3)
+    figure.tight_layout()
+    path = os.path.join(root, CURVES_PICTURE)
+    figure.savefig(path, format="png")
+    plt.close(figure)
+    return CURVES_PICTURE
+
+
 def write(root: str, tables: Sequence[Table]) -> list[str]:
-    """Fills every results region of every page from the committed results; returns the pages changed."""
-    rendered, changed = render_all(Store(root), tables), []
+    """Fills every results region of every page from the committed results, and redraws the likelihood
+    curves; returns the files changed."""
+    picture = draw_likelihood_curves(root)
+    rendered, changed = render_all(Store(root), tables), [picture] if picture else []
     for page in pages(root):
         path = os.path.join(root, page)
         with open(path, encoding="utf-8") as f:

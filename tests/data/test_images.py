@@ -129,6 +129,17 @@ def test_digits_offline_demo():
     assert splits["train"].images.max() == 255 and splits["train"].num_classes == 10
 
 
+def test_digits_read_from_the_file_equal_scikit_learns_loader(monkeypatch):
+    from sklearn.datasets import load_digits
+
+    pixels_Nx64, labels_N = images._sklearn_digits()
+    bunch = load_digits()
+    np.testing.assert_array_equal(pixels_Nx64, bunch.data)
+    np.testing.assert_array_equal(labels_N, bunch.target)
+    monkeypatch.setattr(images.importlib.util, "find_spec", lambda name: None)  # no file found: the loader
+    chex.assert_trees_all_equal(images._sklearn_digits(), (bunch.data, bunch.target))
+
+
 def test_dynamic_binarization_statistics_and_keys():
     pixels = jnp.full((20_000,), 64, jnp.uint8)
     first = images.binarize(jax.random.key(0), pixels)

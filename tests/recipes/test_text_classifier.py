@@ -180,39 +180,39 @@ def test_sst2_sentences_learn_well_above_chance(real_data_dir, tmp_path):
     assert results["dev_accuracy"] > 0.65
 
 
-def test_cross_validation_killed_in_fold_4_resumes_and_matches_an_uninterrupted_run(toy_files, tmp_path):
-    """kill -9 a 5-fold run while fold 4 trains, rerun the same command: it continues there (folds 1-3
-    are restored, not retrained) and its figures equal an uninterrupted run's exactly."""
+def test_cross_validation_killed_in_fold_2_resumes_and_matches_an_uninterrupted_run(toy_files, tmp_path):
+    """kill -9 a 3-fold run while fold 2 trains, rerun the same command: it continues there (fold 1 is
+    restored, not retrained) and its figures equal an uninterrupted run's exactly."""
     import re
     import signal
     import time
 
-    flags = ["--train_file=" + toy_files["train_file"], "--cv_folds=5", "--epochs=6", "--embed_dim=16",
+    flags = ["--train_file=" + toy_files["train_file"], "--cv_folds=3", "--epochs=3", "--embed_dim=16",
              "--hidden_size=16", "--dropout=0", "--learning_rate=0.02", "--batch_size=20", "--num_buckets=1"]
     command = lambda workdir: [sys.executable, "-m", "experiments.rnn_sentiment", *flags, f"--workdir={workdir}"]
     killed = tmp_path / "killed"
     process = subprocess.Popen(command(killed), cwd=PROJECT_ROOT, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL)
-    first_checkpoint_of_fold_4 = killed / "fold_03" / "checkpoints" / "1"
+    first_checkpoint_of_fold_2 = killed / "fold_01" / "checkpoints" / "1"
     deadline = time.monotonic() + 240
-    while not first_checkpoint_of_fold_4.exists() and process.poll() is None and time.monotonic() < deadline:
+    while not first_checkpoint_of_fold_2.exists() and process.poll() is None and time.monotonic() < deadline:
         time.sleep(0.01)
-    assert process.poll() is None, "the run ended before fold 4 had a checkpoint"
+    assert process.poll() is None, "the run ended before fold 2 had a checkpoint"
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert not (killed / "fold_03" / "checkpoints" / "6").exists() and not (killed / "fold_04").exists()
+    assert not (killed / "fold_01" / "checkpoints" / "3").exists() and not (killed / "fold_02").exists()
     assert not (killed / "results.json").exists()
 
     resumed = subprocess.run(command(killed), cwd=PROJECT_ROOT, capture_output=True, text=True, timeout=300)
     assert resumed.returncode == 0, resumed.stderr[-3000:]
-    for fold in range(3):  # finished folds are restored from their last checkpoint, not trained again
-        assert f"resuming from the checkpoint of epoch 6 in {killed}/fold_0{fold}" in resumed.stderr
-    assert re.search(rf"resuming from the checkpoint of epoch [1-5] in {re.escape(str(killed))}/fold_03",
-                     resumed.stderr)  # fold 4 continues where it was killed
+    # The finished fold is restored from its last checkpoint, not trained again; fold 2 continues.
+    assert f"resuming from the checkpoint of epoch 3 in {killed}/fold_00" in resumed.stderr
+    assert re.search(rf"resuming from the checkpoint of epoch [12] in {re.escape(str(killed))}/fold_01",
+                     resumed.stderr)
     straight = subprocess.run(command(tmp_path / "straight"), cwd=PROJECT_ROOT, capture_output=True, text=True,
                               timeout=300)
     assert straight.returncode == 0, straight.stderr[-3000:]
     figures = lambda workdir: {key: json.load(open(workdir / "results.json"))[key]
                                for key in ("fold_accuracies", "cv_accuracy_mean", "cv_accuracy_std")}
     assert figures(killed) == figures(tmp_path / "straight")
-    assert [json.loads(line)["epoch"] for line in open(killed / "fold_03" / "metrics.jsonl")] == [1, 2, 3, 4, 5, 6]
+    assert [json.loads(line)["epoch"] for line in open(killed / "fold_01" / "metrics.jsonl")] == [1, 2, 3]

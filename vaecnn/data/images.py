@@ -14,6 +14,7 @@ Every loader returns {'train': ImageSplit, 'test': ImageSplit} with images [N, H
 
 import dataclasses
 import gzip
+import importlib.util
 import os
 import struct
 import zlib
@@ -120,14 +121,26 @@ def load_idx_dataset(folder: str) -> dict[str, ImageSplit]:
     return splits
 
 
+def _sklearn_digits() -> tuple[np.ndarray, np.ndarray]:
+    """scikit-learn's digits file read directly (64 pixel values then the label per row): importing
+    sklearn.datasets also imports scipy, which costs each run's start-up seconds for a 500 kB table."""
+    spec = importlib.util.find_spec("sklearn")  # finds the package without importing it
+    path = os.path.join(spec.submodule_search_locations[0], "datasets", "data", "digits.csv.gz") if spec else ""
+    if not os.path.exists(path):  # another layout of scikit-learn: its own loader
+        from sklearn.datasets import load_digits as sklearn_digits
+
+        bunch = sklearn_digits()
+        return bunch.data, bunch.target
+    table = np.loadtxt(path, delimiter=",")
+    return table[:, :-1], table[:, -1]
+
+
 def load_digits() -> dict[str, ImageSplit]:
     """scikit-learn's 8x8 digits (1,797 images, values 0..16 rescaled to 0..255), split 1,500/297
     with a fixed permutation: an offline demo that needs no download."""
-    from sklearn.datasets import load_digits as sklearn_digits
-
-    bunch = sklearn_digits()
-    images = np.round(bunch.images * (255.0 / 16.0)).astype(np.uint8)[..., None]
-    labels = bunch.target.astype(np.int32)
+    pixels_Nx64, labels = _sklearn_digits()
+    images = np.round(pixels_Nx64.reshape(-1, 8, 8) * (255.0 / 16.0)).astype(np.uint8)[..., None]
+    labels = labels.astype(np.int32)
     order = np.random.default_rng(0).permutation(len(labels))
     train, test = order[:1500], order[1500:]
     return {"train": ImageSplit(images[train], labels[train]), "test": ImageSplit(images[test], labels[test])}
