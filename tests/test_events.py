@@ -16,6 +16,8 @@ from tensorboardX.record_writer import masked_crc32c
 
 from vaecnn import events as vevents
 
+pytestmark = pytest.mark.xdist_group("events")  # the module's trained run is made once, on one worker
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 
 

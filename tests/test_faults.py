@@ -17,7 +17,9 @@ import pytest
 
 from vaecnn.preemption import EXIT_STATUS
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("faults")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 RUNNER = os.path.join(ROOT, "tests", "faults.py")

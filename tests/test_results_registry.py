@@ -133,3 +133,11 @@ def test_collect_writes_a_likelihood_run_with_its_curve_and_a_seeds_run_with_rel
         f"experiments/results/seeds/cnn/{name}.json" for name in ("seed_0", "seed_1", "summary")]
     assert json.load(open(tmp_path / "experiments/results/seeds/cnn/seed_1.json"))["config"]["workdir"] == \
         "runs/cnn/seed_1"
+
+
+def test_the_paper_s_figure_is_placed_in_standard_errors_of_the_mean():
+    values = [80.0, 82.0, 84.0]  # mean 82, std 2, standard error 2 / √3 ≈ 1.155
+    assert registry._versus_paper(values, 82.9) == "; within 1 SE of the mean"
+    assert registry._versus_paper(values, 84.31) == "; above the mean by 2.0 SE"
+    assert registry._versus_paper(values, 79.69) == "; below the mean by 2.0 SE"
+    assert registry._versus_paper([80.0], 90.0) == ""  # one run has no standard error

@@ -204,6 +204,17 @@ def _paper_cell(papers: Mapping[str, Any], key: str | None, *, short: bool = Fal
     return f"{figure['value']} ({source})" if short else f"{figure['value']} ({source}: {figure['what']})"
 
 
+def _versus_paper(values: Sequence[float], paper: float) -> str:
+    """Where the paper's figure lies against the runs' mean, in standard errors of the mean (std / √n);
+    nothing for a single run, which has no standard error."""
+    if len(values) < 2:
+        return ""
+    mean, error = statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5
+    if abs(paper - mean) <= error:
+        return "; within 1 SE of the mean"
+    return f"; {'above' if paper > mean else 'below'} the mean by {abs(paper - mean) / error:.1f} SE"
+
+
 def _sources_note(papers: Mapping[str, Any], rows: Sequence[Row]) -> str:
     keys = sorted({papers["figures"][row.paper]["source"] for row in rows if row.paper})
     return "".join(f"\n{papers['sources'][key]['short']}: {papers['sources'][key]['citation']}.\n" for key in keys)
@@ -267,6 +278,9 @@ class PresetTable:
         if not self.columns:
             lead.append(row.headline.label)
         paper = _paper_cell(papers, row.paper, short=not self.columns)
+        if runs is not None and row.paper and self.columns:
+            paper += _versus_paper([v * row.headline.scale for v in run_values(runs, row.field(row.headline.field))],
+                                   papers["figures"][row.paper]["value"])
         if runs is None:
             blanks = [""] * (len(self.columns) + 1 if self.columns else 0)
             return lead + [f"{NOT_RUN}: {command(row, row.seeds)}", *blanks, paper, "", "", ""]

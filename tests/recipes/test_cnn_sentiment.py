@@ -26,7 +26,9 @@ from vaecnn.config import override
 from vaecnn.recipes.text_classifier import (RECIPE, TextClassifierConfig, fit_pipeline, make_config,
                                             pretrained_matrix)
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("cnn_sentiment")]
 
 TINY_CNN = dict(model="cnn", widths=(1, 2), channels=(8, 8), embed_dim=8, dropout=0.0, learning_rate=0.02,
                 batch_size=20, num_buckets=1, eval_batch_size=100, max_norm=3.0)

@@ -19,7 +19,9 @@ from vaecnn import config as vconfig
 from vaecnn.errors import ConfigError
 from vaecnn.recipes.image_classifier import MODELS, RECIPE, ImageClassifierConfig, make_model
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("image_classifier")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 # Without dropout and with a higher learning rate than the defaults: these few steps must learn.

@@ -19,7 +19,9 @@ from vaecnn import lifecycle
 from vaecnn.recipes.text_classifier import RECIPE, make_config
 from vaecnn.recipes.text_predict import predict
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("text_classifier")]
 
 PROJECT_ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 POSITIVE = ("good", "great", "fun", "moving", "superb", "witty")

@@ -14,7 +14,9 @@ from vaecnn.recipes.text_predict import evaluate_file
 
 from test_text_classifier import toy_files, trained  # noqa: F401 -- the shared trained text run
 
-pytestmark = pytest.mark.slow  # end-to-end runs and subprocesses: ./launch.sh test --quick leaves them out
+# Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
+# module's trained workdirs are made once, on one worker, for all of its tests.
+pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("workdir_modes")]
 
 ROOT = os.path.dirname(os.path.dirname(os.path.dirname(os.path.abspath(__file__))))
 
