@@ -491,6 +491,7 @@ def draw_likelihood_curves(root: str) -> str | None:
     by_epoch.legend(fontsize=8)
     for axes in (by_epoch, by_time):
         axes.grid(alpha=0.3)
+        axes.set_xlim(left=0)
     figure.tight_layout()
     path = os.path.join(root, CURVES_PICTURE)
     figure.savefig(path, format="png")
