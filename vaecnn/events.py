@@ -99,10 +99,9 @@ def text_value(tag: str, text: str) -> bytes:
     return _field(1, f"{tag}/text_summary".encode()) + _field(9, metadata) + _field(8, tensor)
 
 
-def event_record(step: int, values: list[bytes] | None = None, wall_time: float | None = None,
-                 file_version: str | None = None) -> bytes:
-    """One TFRecord holding an Event: at `step`, a Summary of `values` (or the file's version line)."""
-    event = _field(1, time.time() if wall_time is None else wall_time, "double") + _field(2, step, "int")
+def event_record(step: int, values: list[bytes] | None = None, file_version: str | None = None) -> bytes:
+    """One TFRecord holding an Event of now: at `step`, a Summary of `values` (or the file's version line)."""
+    event = _field(1, time.time(), "double") + _field(2, step, "int")
     if file_version is not None:
         event += _field(3, file_version.encode())
     if values:
