@@ -184,19 +184,6 @@ def measure(name: str, steps: int, repeats: int) -> dict[str, Any]:
             "seconds": seconds}
 
 
-def _table(results: dict[str, Any]) -> str:
-    lines = ["| preset | groups | steps per block | loop examples/s | step examples/s | lean examples/s | loop / step "
-             "| loop / lean |", "|---|---:|---:|---:|---:|---:|---:|---:|"]
-    for name, row in results["presets"].items():
-        has_lean = "lean_examples_per_second" in row
-        lean_rate = f"{row['lean_examples_per_second']:,.0f}" if has_lean else "-"
-        lean_ratio = f"**{row['ratio_loop_over_lean']:.2f}**" if has_lean else "-"
-        lines.append(f"| `{name}` | {row['groups']} | {row['steps_per_block']} | {row['loop_examples_per_second']:,.0f} "
-                     f"| {row['step_examples_per_second']:,.0f} | {lean_rate} | **{row['ratio_loop_over_step']:.2f}** "
-                     f"| {lean_ratio} |")
-    return "\n".join(lines) + "\n"
-
-
 def main(argv):
     del argv
     load_before = os.getloadavg()[0]
@@ -213,9 +200,7 @@ def main(argv):
                            "load_average_1m": {"before": load_before, "after": os.getloadavg()[0]}},
                    versions={"jax": jax.__version__}, hardware=hardware.describe())
     files.write_json(FLAGS.output, results)
-    table_path = FLAGS.output.removesuffix(".json") + ".md"
-    files.write_text(table_path, _table(results))
-    print(f"written to {FLAGS.output} and {table_path}")
+    print(f"written to {FLAGS.output}; ./launch.sh results renders its table in docs/performance.md")
 
 
 if __name__ == "__main__":

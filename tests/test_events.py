@@ -44,19 +44,22 @@ def test_the_writer_s_records_parse_as_tensorboard_events(tmp_path):
     writer = vevents.EventWriter(str(tmp_path))
     writer.text("config", "{\n  \"lr\": 0.001\n}")
     assert not os.listdir(tmp_path)  # a text alone creates no file
-    writer.scalars({"test/neg_elbo": 94.3125, "epoch_seconds": 2.5, "flag": True, "nan": float("nan")}, step=7)
+    writer.scalars({"test/neg_elbo": 94.3125, "epoch_seconds": 2.5, "flag": True, "nan": float("nan"),
+                    "train/grad_norm": 1e39}, step=7)  # finite, but beyond float32: stored as inf
     picture = np.arange(24, dtype=np.uint8).reshape(4, 6) * 10
     writer.image("samples", picture, step=-3)  # a negative step: int64's two's complement encoding
     writer.close()
     events = read_events(str(tmp_path))
     values = [(event.step, value) for event in events[1:] for value in event.summary.value]
     assert [(step, value.tag) for step, value in values] == [
-        (0, "config/text_summary"), (7, "test/neg_elbo"), (7, "time/epoch_seconds"), (-3, "samples")]
+        (0, "config/text_summary"), (7, "test/neg_elbo"), (7, "time/epoch_seconds"), (7, "train/grad_norm"),
+        (-3, "samples")]
     assert values[0][1].tensor.string_val == [b'    {\n      "lr": 0.001\n    }']
     assert values[0][1].metadata.plugin_data.plugin_name == "text"
     assert [dim.size for dim in values[0][1].tensor.tensor_shape.dim] == [1]
     assert values[1][1].simple_value == 94.3125 and values[2][1].simple_value == 2.5
-    image = values[3][1].image
+    assert values[3][1].simple_value == float("inf")
+    image = values[4][1].image
     assert (image.height, image.width, image.colorspace) == (4, 6, 1)
     np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(image.encoded_image_string))), picture)
 

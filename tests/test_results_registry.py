@@ -62,7 +62,11 @@ def test_a_result_that_lands_in_the_layout_is_rendered_without_other_edits(copy)
     assert "| 87.25 (1 run) | 86.76 (Burda et al. 2015, Table 1) | 500 | 6,000 s | 1 × NVIDIA H200 |" in readme
     assert "| `vae_mnist_burda` | 50 | 600 | 88.12 | 5,000 |" in (copy / "docs/results.md").read_text()
     picture = copy / registry.CURVES_PICTURE  # the curve drawn beside the papers' figures
-    assert picture.read_bytes().startswith(b"\x89PNG") and registry.draw_likelihood_curves(str(copy))
+    assert picture.read_bytes().startswith(b"\x89PNG") and not registry.check(str(copy), TABLES)
+    assert registry.draw_likelihood_curves(str(copy)) is None  # up to date: not drawn again
+    edit_json(copy / "experiments/results/likelihood/vae_mnist_burda.json",
+              lambda d: d["curve"][0].update(test_nll_iw=88.5))
+    assert any(p.startswith(registry.CURVES_PICTURE) for p in registry.check(str(copy), TABLES))  # stale
     shutil.rmtree(copy / "experiments/results/likelihood")
     assert registry.draw_likelihood_curves(str(copy)) is None  # no curve: nothing drawn
 

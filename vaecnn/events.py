@@ -8,8 +8,8 @@ VAE's picture grids of every epoch (step = epoch), so a reader can scrub through
 
 The format (tensorboard/compat/proto/event.proto, summary.proto, tensor.proto): each record is
 `uint64 length, uint32 masked CRC-32C of the length, the serialized Event, uint32 masked CRC-32C of it`;
-an Event is {1: wall_time double, 2: step int64, 3: file_version string, 5: Summary}; a Summary holds
-repeated {1: tag, 2: simple_value float, 4: Image, 8: TensorProto, 9: SummaryMetadata}.
+an Event is {1: wall_time double, 2: step int64, 3: file_version string, 5: Summary}; a Summary is
+repeated {1: Value}, each Value {1: tag, 2: simple_value float, 4: Image, 8: TensorProto, 9: SummaryMetadata}.
 """
 
 import contextlib
@@ -71,8 +71,9 @@ def _field(number: int, value: bytes | int | float, kind: str = "bytes") -> byte
         return _varint(number << 3) + _varint(value)
     if kind == "double":
         return _varint(number << 3 | 1) + struct.pack("<d", value)
-    if kind == "float":
-        return _varint(number << 3 | 5) + struct.pack("<f", value)
+    if kind == "float":  # a finite value beyond float32's range is stored as ±inf, as TensorBoard's writers do
+        with np.errstate(over="ignore"):
+            return _varint(number << 3 | 5) + np.array(value, "<f4").tobytes()
     return _varint(number << 3 | 2) + _varint(len(value)) + value
 
 

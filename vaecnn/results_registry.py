@@ -21,6 +21,8 @@ never imports jax, so the check runs in a second.
 
 import dataclasses
 import glob
+import hashlib
+import io
 import json
 import os
 import re
@@ -31,6 +33,8 @@ from typing import Any
 RESULTS = "experiments/results"
 PAPER_FIGURES = f"{RESULTS}/paper_figures.json"
 CURVES_PICTURE = f"{RESULTS}/likelihood_curves.png"
+CURVES_STAMP = "vaecnn-curves-sha256"  # the PNG text field holding the digest of the data it shows
+CURVE_PAPER_FIGURES = ("burda_vae_k1", "burda_iwae_k5", "burda_iwae_k50")
 DATA_DIR = "../shared/datasets"
 NOT_RUN = "not run yet"
 _REGION = re.compile(r"<!-- results:(?P<name>[\w-]+) -->\n(?P<body>.*?)<!-- /results:(?P=name) -->", re.S)
@@ -210,8 +214,10 @@ def _versus_paper(values: Sequence[float], paper: float) -> str:
     if len(values) < 2:
         return ""
     mean, error = statistics.mean(values), statistics.stdev(values) / len(values) ** 0.5
-    if abs(paper - mean) <= error:
+    if abs(paper - mean) <= error:  # also where the runs agree to the bit (error 0) with the paper
         return "; within 1 SE of the mean"
+    if error == 0:
+        return f"; {'above' if paper > mean else 'below'} the mean (the runs agree exactly: no spread)"
     return f"; {'above' if paper > mean else 'below'} the mean by {abs(paper - mean) / error:.1f} SE"
 
 
@@ -241,8 +247,13 @@ def _machine_cell(runs: Runs, row: Row) -> str:
     return "; ".join(sorted({machine(lookup(result, row.field("hardware")) or {}) for result in runs.results}))
 
 
+def _scaled(runs: Runs, row: Row, metric: Metric) -> list[float]:
+    """Every run's value of `metric`, in the unit the table shows (e.g. accuracy in %)."""
+    return [v * metric.scale for v in run_values(runs, row.field(metric.field))]
+
+
 def _metric_cell(runs: Runs, row: Row, metric: Metric) -> str:
-    values = [v * metric.scale for v in run_values(runs, row.field(metric.field))]
+    values = _scaled(runs, row, metric)
     if not values:
         return "—"
     return mean_std(values, metric.digits) if metric.spread else number(statistics.mean(values), metric.digits)
@@ -267,8 +278,7 @@ class PresetTable:
     def _figures(self, runs: Runs, row: Row) -> list[str]:
         if not self.columns:
             return [f"{_metric_cell(runs, row, row.headline)} ({_runs_cell(runs)})"]
-        per_run = [number(v * row.headline.scale, row.headline.digits)
-                   for v in run_values(runs, row.field(row.headline.field))]
+        per_run = [number(v, row.headline.digits) for v in _scaled(runs, row, row.headline)]
         return ([_metric_cell(runs, row, metric) for metric in self.columns]
                 + [", ".join(per_run) or "—", _runs_cell(runs)])
 
@@ -279,8 +289,7 @@ class PresetTable:
             lead.append(row.headline.label)
         paper = _paper_cell(papers, row.paper, short=not self.columns)
         if runs is not None and row.paper and self.columns:
-            paper += _versus_paper([v * row.headline.scale for v in run_values(runs, row.field(row.headline.field))],
-                                   papers["figures"][row.paper]["value"])
+            paper += _versus_paper(_scaled(runs, row, row.headline), papers["figures"][row.paper]["value"])
         if runs is None:
             blanks = [""] * (len(self.columns) + 1 if self.columns else 0)
             return lead + [f"{NOT_RUN}: {command(row, row.seeds)}", *blanks, paper, "", "", ""]
@@ -456,52 +465,85 @@ def check(root: str, tables: Sequence[Table]) -> list[str]:
             problems.append(f"{path}: read by no table; add its preset to vaecnn/results_tables.py")
         problems += [f"{path}: absolute path in {where}; make it relative or null"
                      for where in absolute_paths(Store(root).json(path))]
+    curves = _likelihood_curves(store)
+    if curves and _picture_stamp(os.path.join(root, CURVES_PICTURE)) != _curves_digest(curves, store.json(PAPER_FIGURES)):
+        problems.append(f"{CURVES_PICTURE} does not show the committed likelihood curves: run ./launch.sh results")
     return problems
 
 
+def _likelihood_curves(store: Store) -> dict[str, dict[str, Any]]:
+    """{preset: its results} of every committed likelihood run that has a curve."""
+    runs = {os.path.basename(path).removesuffix(".json"): store.json(path)
+            for path in store.glob(f"{RESULTS}/likelihood/*.json")}
+    return {preset: results for preset, results in sorted(runs.items()) if results.get("curve")}
+
+
+def _curves_digest(runs: Mapping[str, Mapping[str, Any]], papers: Mapping[str, Any]) -> str:
+    """SHA-256 of what the curves' picture shows: stamped in the PNG, so a stale picture is found by reading
+    the stamp, whatever the matplotlib version that drew it."""
+    shown = {preset: [results["curve"], machine(results.get("hardware") or {})] for preset, results in runs.items()}
+    shown["papers"] = [papers["figures"][key] for key in CURVE_PAPER_FIGURES]
+    return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
+
+
+def _picture_stamp(path: str) -> str | None:
+    from PIL import Image
+
+    try:
+        with Image.open(path) as picture:
+            return picture.text.get(CURVES_STAMP)
+    except (OSError, ValueError):
+        return None
+
+
 def draw_likelihood_curves(root: str) -> str | None:
-    """CURVES_PICTURE: test −log p(x) of every likelihood run's curve against its epochs and its training
-    hours, with the papers' likelihood figures as dashed lines; None when no run has a curve."""
+    """Draws CURVES_PICTURE where its data changed: test −log p(x) of every likelihood run's curve against
+    its epochs and its training hours, with the papers' likelihood figures as dashed lines. Returns the
+    picture's path when it was drawn, None when it was up to date or no run has a curve."""
     store = Store(root)
-    curves = {os.path.basename(path).removesuffix(".json"): store.json(path).get("curve")
-              for path in store.glob(f"{RESULTS}/likelihood/*.json")}
-    curves = {preset: curve for preset, curve in sorted(curves.items()) if curve}
-    if not curves:
+    runs, papers = _likelihood_curves(store), store.json(PAPER_FIGURES)
+    path, digest = os.path.join(root, CURVES_PICTURE), _curves_digest(runs, papers)
+    if not runs or _picture_stamp(path) == digest:
         return None
     import matplotlib
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    papers = store.json(PAPER_FIGURES)
     figure, (by_epoch, by_time) = plt.subplots(1, 2, figsize=(11, 4.2), dpi=120, sharey=True)
-    for preset, curve in curves.items():
+    for preset, results in runs.items():
+        curve = results["curve"]
         label = f"{preset} (k = {curve[-1]['iw_samples']:,})"
         by_epoch.plot([p["epoch"] for p in curve], [p["test_nll_iw"] for p in curve], marker="o", label=label)
         by_time.plot([p["train_seconds"] / 3600 for p in curve], [p["test_nll_iw"] for p in curve], marker="o")
-    for key in ("burda_vae_k1", "burda_iwae_k5", "burda_iwae_k50"):
+    for key in CURVE_PAPER_FIGURES:
         paper = papers["figures"][key]
         for axes in (by_epoch, by_time):
             axes.axhline(paper["value"], linestyle="--", linewidth=0.8, color="gray")
         source = papers["sources"][paper["source"]]["short"]
         by_epoch.annotate(f"{source}: {paper['what']}", (0, paper["value"]),
                           xycoords=("axes fraction", "data"), xytext=(4, 2), textcoords="offset points", fontsize=7)
+    machines = sorted({machine(results.get("hardware") or {}) for results in runs.values()})
     by_epoch.set_xlabel("epoch")
-    by_time.set_xlabel("training hours (2-core CPU)")
+    by_time.set_xlabel(f"training hours ({'; '.join(machines)})")
     by_epoch.set_ylabel("test −log p(x) (nats)")
     by_epoch.legend(fontsize=8)
     for axes in (by_epoch, by_time):
         axes.grid(alpha=0.3)
         axes.set_xlim(left=0)
     figure.tight_layout()
-    path = os.path.join(root, CURVES_PICTURE)
-    figure.savefig(path, format="png")
+    png = io.BytesIO()
+    figure.savefig(png, format="png", metadata={CURVES_STAMP: digest})
     plt.close(figure)
+    temporary = f"{path}.tmp-{os.getpid()}"  # written beside, then renamed: never half a picture
+    with open(temporary, "wb") as f:
+        f.write(png.getvalue())
+    os.replace(temporary, path)
     return CURVES_PICTURE
 
 
 def write(root: str, tables: Sequence[Table]) -> list[str]:
     """Fills every results region of every page from the committed results, and redraws the likelihood
-    curves; returns the files changed."""
+    curves where their data changed; returns the files changed."""
     picture = draw_likelihood_curves(root)
     rendered, changed = render_all(Store(root), tables), [picture] if picture else []
     for page in pages(root):

@@ -52,8 +52,8 @@ class MLPDecoder(nn.Module):
     def __call__(self, z_NxZ: jax.Array) -> jax.Array:
         # The leading axes (samples x batch) folded into one: on [S, B, Z] a dense layer's weight gradient
         # contracts two axes, which XLA:CPU computes through transposing copies; on [S * B, Z] every
-        # product is a plain matrix product (about 6% of a training step; the sums may round differently
-        # in their last bits).
+        # product is a plain matrix product (benchmarks/results/vae_step_profile.md; the sums may round
+        # differently in their last bits).
         h_MxF = z_NxZ.reshape(-1, z_NxZ.shape[-1])
         for size in self.hidden_sizes:
             h_MxF = ACTIVATIONS[self.activation](nn.Dense(size)(h_MxF))
