@@ -1,15 +1,18 @@
 """Checkpoints are verified: damaged bytes are detected, reported, skipped and never trained on."""
 
+import errno
 import glob
 import os
+import threading
 
 import chex
+import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
 from vaecnn import checkpoints
-from vaecnn.errors import CheckpointError
+from vaecnn.errors import CheckpointError, DiskFull
 from vaecnn.metrics_log import MetricsLog
 
 from test_train import run_fit
@@ -45,6 +48,43 @@ def test_round_trip_records_signature_and_digest(tmp_path):
     assert record[checkpoints.DIGEST] == checkpoints.tree_digest(tree(2.0), record)
     assert os.path.exists(tmp_path / "checkpoints" / "2" / checkpoints.FILE_DIGESTS)
     checkpointer.close()
+
+
+def test_an_asynchronous_save_keeps_the_values_of_its_call_and_reads_wait_for_it(tmp_path, monkeypatch):
+    donated = threading.Event()
+    write = checkpoints.Checkpointer._write
+    monkeypatch.setattr(checkpoints.Checkpointer, "_write",
+                        lambda *args: (donated.wait(timeout=60), write(*args)))  # writes after the donation
+    checkpointer = checkpoints.Checkpointer(str(tmp_path / "checkpoints"), asynchronous=True)
+    source = tree(3.0)
+    checkpointer.save(3, source, {"epoch": 3})
+    # The next training step donates the state's buffers: the save must hold its own copy.
+    jax.jit(lambda t: jax.tree.map(lambda x: x * 0, t), donate_argnums=0)(source)
+    donated.set()
+    epoch, restored, record = checkpointer.restore_latest(tree(0.0), set_aside_damaged=False)  # waits first
+    assert epoch == 3 and record["epoch"] == 3
+    chex.assert_trees_all_equal(restored, tree(3.0))
+    assert os.path.exists(tmp_path / "checkpoints" / "3" / checkpoints.FILE_DIGESTS)
+    checkpointer.close()
+
+
+def test_an_asynchronous_save_s_full_disk_is_raised_by_the_next_call_and_leaves_no_half(tmp_path, monkeypatch):
+    checkpointer = checkpoints.Checkpointer(str(tmp_path / "checkpoints"), asynchronous=True)
+    checkpointer.save(1, tree(1.0), {"epoch": 1})
+
+    def full(self, step, *args, **kwargs):  # what orbax leaves and raises when the disk fills mid-write
+        os.makedirs(os.path.join(str(self.directory), f"{step}.orbax-checkpoint-tmp-0"))
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    monkeypatch.setattr(checkpoints.ocp.CheckpointManager, "save", full)
+    checkpointer.save(2, tree(2.0), {"epoch": 2})  # returns: the write fails in the background
+    with pytest.raises(DiskFull, match="the checkpoint of epoch 2"):
+        checkpointer.close()
+    assert sorted(os.listdir(tmp_path / "checkpoints")) == ["1"]  # epoch 1 intact, no temporary folder
+    monkeypatch.undo()
+    reopened = checkpoints.Checkpointer(str(tmp_path / "checkpoints"))
+    assert reopened.restore_latest(tree(0.0), set_aside_damaged=False)[0] == 1
+    reopened.close()
 
 
 def test_digest_sees_every_value_and_the_record():

@@ -165,7 +165,9 @@ def fit(task: Task, optimizer: optax.GradientTransformation, train_data: Trainin
     means, seconds) and workdir/checkpoints/<epoch>. Stops with TrainingDiverged if the objective
     becomes NaN or infinite; the checkpoints and metrics of earlier epochs stay as they were. Asked to stop
     (vaecnn.preemption), it saves its position inside the epoch and raises Preempted; the next call
-    continues from there. on_epoch_end(epoch, params) runs after each epoch's checkpoint; if it returns
+    continues from there. Each epoch's checkpoint is written in the background while the next epoch
+    trains (vaecnn.checkpoints); the run returns once the last is written, and a failed write stops it
+    with its own error. on_epoch_end(epoch, params) runs after each epoch's checkpoint is started; if it returns
     True, training stops there (e.g. a benchmark that has reached its target). With `events`, each
     epoch's line goes to TensorBoard too (step = epoch), and the training means of each compiled chunk
     (step = global step).
@@ -214,8 +216,9 @@ class _Training:
                                 init_key, mesh)
         self.select_metric = config.selects(eval_data)
         self.select = self.select_metric is not None
+        # Written in the background while the next epoch trains; closing the run waits for the last one.
         self.checkpointer = Checkpointer(os.path.join(workdir, "checkpoints"), max_to_keep=config.keep_checkpoints,
-                                         keep_period=config.keep_checkpoint_every or None)
+                                         keep_period=config.keep_checkpoint_every or None, asynchronous=True)
         # The position of an epoch stopped by a signal: one checkpoint, replaced by the epoch's own at its end.
         self.stopped = Checkpointer(os.path.join(workdir, STOPPED_DIR), max_to_keep=1)
         self.metrics_log = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl"))
