@@ -7,6 +7,7 @@ import sys
 
 import jax
 import jax.numpy as jnp
+import chex
 import numpy as np
 import pytest
 from PIL import Image
@@ -14,6 +15,7 @@ from PIL import Image
 from vaecnn import config as vconfig
 from vaecnn import lifecycle
 from vaecnn.errors import ConfigError
+from vaecnn.data.images import binarize_once
 from vaecnn.models.vae import make_vae
 from vaecnn.recipes.vae import RECIPE, VAEConfig, VAETask, interpolation_latents, manifold_latents
 from vaecnn.metrics_log import MetricsLog
@@ -89,6 +91,26 @@ def test_iwae_objective_with_one_sample_is_the_elbo_in_expectation():
     standard_error = np.sqrt((elbo.var() + iwae_1.var()) / len(keys))
     assert abs(elbo.mean() - iwae_1.mean()) < 4 * standard_error, (elbo.mean(), iwae_1.mean(), standard_error)
     assert iwae_8.mean() < elbo.mean() - 4 * standard_error
+
+
+@pytest.mark.parametrize("likelihood", ["bernoulli", "gaussian"])
+def test_an_evaluation_reads_the_fixed_test_bits_as_the_random_draw_would(likelihood):
+    """The test set arrives binarized once (pixels 0 or 255): a Bernoulli draw of probability 0 or 1 is
+    that bit under any key, so evaluation reads it without drawing: the same inputs, bit for bit, and the
+    same metrics to float rounding (the compiled program differs, so XLA may sum in another order)."""
+    model = make_vae((8, 8, 1), hidden_sizes=(16,), latent_dim=3, likelihood=likelihood)
+    grey = jax.random.randint(jax.random.key(0), (6, 8, 8, 1), 0, 256).astype(jnp.uint8)
+    binarized = binarize_once(0, np.asarray(grey)) if likelihood == "bernoulli" else np.asarray(grey)
+    task = VAETask(model)
+    for key in jax.random.split(jax.random.key(1), 5):
+        chex.assert_trees_all_equal(task.fixed_inputs(binarized), task.inputs(key, binarized))
+    batch = {"image": jnp.asarray(binarized), "mask": jnp.ones(6)}
+    params = task.init_params(jax.random.key(2), batch)
+    drawn = jax.jit(lambda key: task._metrics(task.terms(params, batch, key, 1), batch["mask"]))
+    for key in jax.random.split(jax.random.key(3), 3):
+        chex.assert_trees_all_close(jax.jit(task.evaluate)(params, batch, key), drawn(key), rtol=1e-6)
+    if likelihood == "bernoulli":  # on grey images the two differ: fixed_inputs is for fixed images only
+        assert not np.array_equal(task.fixed_inputs(grey), task.inputs(jax.random.key(4), grey))
 
 
 def test_picture_latents():

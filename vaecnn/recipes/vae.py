@@ -115,8 +115,8 @@ class VAETask:
     Evaluation always reports the ELBO terms, so runs of both objectives compare; 'iwae' adds the
     k-sample bound as neg_iwae.
 
-    Bernoulli: images are dynamically binarized with the step's key (a fresh draw every step of
-    every epoch; the test set arrives already binarized once, which this leaves unchanged);
+    Bernoulli: training images are dynamically binarized with the step's key (a fresh draw every step
+    of every epoch); evaluation takes the test set as it arrives, binarized once (load_splits);
     Gaussian: intensities scaled to [0, 1].
     """
     model: VAE
@@ -128,37 +128,48 @@ class VAETask:
             return binarize(key, images_uint8)
         return images_uint8.astype(jnp.float32) / 255.0
 
+    def fixed_inputs(self, images_uint8: jax.Array) -> jax.Array:
+        """The inputs of images that are fixed: for Bernoulli, binarized once (pixels 0 or 255, as
+        load_splits gives the test set). The same as `inputs`, whose Bernoulli draw with probability 0
+        or 1 is that bit, without the random draws, which were a quarter of an evaluation's time on a CPU."""
+        if self.model.likelihood == "bernoulli":
+            return (images_uint8 > 127).astype(jnp.float32)
+        return images_uint8.astype(jnp.float32) / 255.0
+
     def init_params(self, key, batch):
         x = self.inputs(key, batch["image"])
         return self.model.init(key, x, key)["params"]
 
-    def _inputs_and_sample_key(self, batch, key) -> tuple[jax.Array, jax.Array]:
+    def _inputs_and_sample_key(self, batch, key, fixed: bool) -> tuple[jax.Array, jax.Array]:
         data_key, sample_key = jax.random.split(key)
-        return self.inputs(data_key, batch["image"]), sample_key
+        x = self.fixed_inputs(batch["image"]) if fixed else self.inputs(data_key, batch["image"])
+        return x, sample_key
 
-    def terms(self, params, batch, key, num_samples: int) -> ElboTerms:
-        x, sample_key = self._inputs_and_sample_key(batch, key)
+    def terms(self, params, batch, key, num_samples: int, fixed: bool = False) -> ElboTerms:
+        """The ELBO's terms of a batch; `fixed`: of fixed images, binarized once (an evaluation)."""
+        x, sample_key = self._inputs_and_sample_key(batch, key, fixed)
         _, terms = self.model.apply({"params": params}, x, sample_key, num_samples)
         return terms
 
     def loss(self, params, batch, key):
         if self.objective == "iwae":
-            metrics = self._iwae_metrics(params, batch, key)
+            metrics = self._iwae_metrics(params, batch, key, fixed=False)
             return metrics["neg_iwae"] / metrics["count"], metrics
         metrics = self._metrics(self.terms(params, batch, key, self.num_samples), batch["mask"])
         return metrics["neg_elbo"] / metrics["count"], metrics
 
     def evaluate(self, params, batch, key):
-        metrics = self._metrics(self.terms(params, batch, key, self.num_samples), batch["mask"])
+        """The metrics of a batch of the test set, which arrives binarized once (load_splits)."""
+        metrics = self._metrics(self.terms(params, batch, key, self.num_samples, fixed=True), batch["mask"])
         if self.objective == "iwae":
-            metrics["neg_iwae"] = self._iwae_metrics(params, batch, key)["neg_iwae"]
+            metrics["neg_iwae"] = self._iwae_metrics(params, batch, key, fixed=True)["neg_iwae"]
         return metrics
 
-    def _iwae_metrics(self, params, batch, key) -> dict[str, jax.Array]:
+    def _iwae_metrics(self, params, batch, key, fixed: bool) -> dict[str, jax.Array]:
         """Sums over real examples, from one set of k log-weights:
         neg_iwae = -L_k (objectives.bound_from_log_weights), and neg_elbo = -mean_s log w_s, the ELBO's
         estimate with a Monte-Carlo KL (the same samples, so no second decoder pass)."""
-        x, sample_key = self._inputs_and_sample_key(batch, key)
+        x, sample_key = self._inputs_and_sample_key(batch, key, fixed)
         log_w_SxB = self.model.apply({"params": params}, x, sample_key, self.num_samples,
                                      method=VAE.log_importance_weights)
         bound_B = objectives.bound_from_log_weights(log_w_SxB)
@@ -201,9 +212,9 @@ class _Pictures:
 
     def __init__(self, task: VAETask, test_split: ImageSplit, workdir: str, key: jax.Array,
                  events: EventWriter | None = None):
-        image_key, latent_key = jax.random.split(key)
+        _, latent_key = jax.random.split(key)
         self.task, self.workdir, self.events = task, workdir, events
-        self.inputs = task.inputs(image_key, jnp.asarray(test_split.images[:NUM_PICTURE_IMAGES]))
+        self.inputs = task.fixed_inputs(jnp.asarray(test_split.images[:NUM_PICTURE_IMAGES]))
         self.latent_dim = task.model.encoder.latent_dim
         self.latents = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, self.latent_dim))
         apply = lambda method: jax.jit(lambda params, x: task.model.apply({"params": params}, x, method=method))
@@ -211,7 +222,7 @@ class _Pictures:
         self._decode = apply(VAE.mean_image)
         self._encode = apply(VAE.encode)
         if self.latent_dim == 2:
-            self.scatter_inputs = task.inputs(image_key, jnp.asarray(test_split.images[:NUM_SCATTER_POINTS]))
+            self.scatter_inputs = task.fixed_inputs(jnp.asarray(test_split.images[:NUM_SCATTER_POINTS]))
             self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
 
     def __call__(self, epoch: int, params) -> None:
@@ -272,8 +283,8 @@ def importance_weighted_nll(task: VAETask, params, batcher: ArrayBatcher, key: j
 
     @jax.jit
     def batch_sums(params, batch, key):
-        data_key, sample_key = jax.random.split(key)
-        x = task.inputs(data_key, batch["image"])
+        _, sample_key = jax.random.split(key)  # the key's second half, as in the ELBO's evaluation
+        x = task.fixed_inputs(batch["image"])
         bind = lambda method: (lambda *args: model.apply({"params": params}, *args, method=method))
         log_px_B = importance_weighted_log_likelihood(sample_key, x, bind(VAE.encode), bind(VAE.log_likelihood),
                                                       num_samples, chunk_size)
