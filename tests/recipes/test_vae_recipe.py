@@ -16,7 +16,8 @@ from vaecnn import config as vconfig
 from vaecnn import lifecycle
 from vaecnn.errors import ConfigError
 from vaecnn.data.images import binarize_once
-from vaecnn.models.vae import make_vae
+from vaecnn.models.vae import VAE, make_vae
+from vaecnn.recipes import vae as vae_recipe
 from vaecnn.recipes.vae import RECIPE, VAEConfig, VAETask, interpolation_latents, manifold_latents
 from vaecnn.metrics_log import MetricsLog
 
@@ -120,6 +121,33 @@ def test_picture_latents():
     assert grid.shape == (9, 2)
     np.testing.assert_allclose(grid[4], [0.0, 0.0], atol=1e-6)   # the centre is the prior's mode
     assert grid[0, 0] < grid[2, 0] and grid[0, 1] > grid[6, 1]   # z1 rises along a row, z2 falls down the rows
+
+
+def test_the_pictures_one_program_draws_what_each_model_method_gives():
+    """_picture_arrays computes every picture in one compiled program; each array must be the one the
+    model's own methods give (the interpolation's rows: a digit, the decodes between, the next digit)."""
+    task = VAETask(make_vae((8, 8, 1), hidden_sizes=(16,), latent_dim=2))
+    images = np.asarray(jax.random.randint(jax.random.key(0), (40, 8, 8, 1), 0, 2) * 255, np.uint8)
+    params = task.init_params(jax.random.key(1), {"image": jnp.asarray(images)})
+    key = jax.random.key(2)
+    arrays = jax.jit(lambda params, images, key: vae_recipe._picture_arrays(task, True, params, images, key))(
+        params, images, key)
+    apply = lambda method, *args: task.model.apply({"params": params}, *args, method=method)
+    x = task.fixed_inputs(images)
+    originals = x[:vae_recipe.NUM_PICTURE_IMAGES]
+    z_samples = jax.random.normal(jax.random.split(key)[1], (vae_recipe.NUM_SAMPLE_IMAGES, 2))
+    means = apply(VAE.encode, originals)[0]
+    steps = vae_recipe.INTERPOLATION_STEPS
+    first_row = np.concatenate([originals[:1], apply(VAE.mean_image, interpolation_latents(means[0:1], means[1:2],
+                                                                                            steps))[0], originals[1:2]])
+    expected = {"originals": originals, "reconstructions": apply(VAE.reconstruct, originals),
+                "samples": apply(VAE.mean_image, z_samples), "interpolation": arrays["interpolation"],
+                "manifold": apply(VAE.mean_image, manifold_latents(vae_recipe.MANIFOLD_SIZE)),
+                "scatter_means": apply(VAE.encode, x)[0]}
+    chex.assert_trees_all_close(arrays, expected, atol=1e-6)
+    assert arrays["interpolation"].shape == (vae_recipe.NUM_INTERPOLATIONS * (steps + 2), 8, 8, 1)
+    chex.assert_trees_all_close(arrays["interpolation"][:steps + 2], first_row, atol=1e-6)
+    assert arrays["scatter_means"].shape == (40, 2)
 
 
 @pytest.mark.parametrize("overrides, flag", [({"arch": "resnet"}, "--arch"), ({"objective": "vimco"}, "--objective"),

@@ -7,6 +7,7 @@
 """
 
 import dataclasses
+import functools
 import math
 import os
 import time
@@ -199,6 +200,38 @@ def manifold_latents(size: int) -> jax.Array:
     return jnp.stack([z1.ravel(), z2.ravel()], axis=-1)
 
 
+def _picture_arrays(task: VAETask, latent_plane: bool, params, images_NxHxWxC: jax.Array,
+                    key: jax.Array) -> dict[str, jax.Array]:
+    """The arrays of _Pictures, images in [0, 1]: the first NUM_PICTURE_IMAGES test inputs and their
+    reconstructions, decodes of NUM_SAMPLE_IMAGES prior draws (from `key`), the interpolation rows
+    flattened row by row, and with `latent_plane` the manifold's decodes and the posterior means of
+    every image given. One encoder pass and one decoder pass over every latent (fewer programs to
+    compile than a pass per picture)."""
+    model = task.model
+    apply = lambda method, *args: model.apply({"params": params}, *args, method=method)
+    x_NxHxWxC = task.fixed_inputs(images_NxHxWxC)
+    x_PxHxWxC = x_NxHxWxC[:NUM_PICTURE_IMAGES]
+    mean_NxZ, _ = apply(VAE.encode, x_NxHxWxC if latent_plane else x_PxHxWxC)
+    mean_PxZ = mean_NxZ[:NUM_PICTURE_IMAGES]
+    _, latent_key = jax.random.split(key)
+    z_SxZ = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, model.encoder.latent_dim))
+    # Row i runs from picture 2i to picture 2i + 1.
+    z_IxTxZ = interpolation_latents(mean_PxZ[0:2 * NUM_INTERPOLATIONS:2], mean_PxZ[1:2 * NUM_INTERPOLATIONS:2],
+                                    INTERPOLATION_STEPS)
+    latents = {"reconstructions": mean_PxZ, "samples": z_SxZ, "interpolation": z_IxTxZ.reshape(-1, z_SxZ.shape[1]),
+               **({"manifold": manifold_latents(MANIFOLD_SIZE)} if latent_plane else {})}
+    decoded = apply(VAE.mean_image, jnp.concatenate(list(latents.values())))
+    ends = np.cumsum([len(z) for z in latents.values()])
+    arrays = dict(zip(latents, jnp.split(decoded, ends[:-1])))
+    rows_IxRxHxWxC = jnp.concatenate([x_PxHxWxC[0:2 * NUM_INTERPOLATIONS:2, None],
+                                      arrays["interpolation"].reshape(z_IxTxZ.shape[:2] + decoded.shape[1:]),
+                                      x_PxHxWxC[1:2 * NUM_INTERPOLATIONS:2, None]], axis=1)
+    arrays.update(originals=x_PxHxWxC, interpolation=rows_IxRxHxWxC.reshape((-1,) + decoded.shape[1:]))
+    if latent_plane:
+        arrays["scatter_means"] = mean_NxZ
+    return arrays
+
+
 class _Pictures:
     """Refreshed each epoch, from the same test images and latents every time so epochs compare:
         reconstructions.png  test originals above their reconstructions
@@ -208,34 +241,32 @@ class _Pictures:
     and with latent_dim = 2:
         latent_manifold.png  decodes of a grid over the latent plane (manifold_latents)
         latent_scatter.png   posterior means of test images, coloured by label
+
+    Every picture's arrays come from one compiled program (`_arrays`): one compilation, one dispatch
+    and one copy to the host per epoch.
     """
 
     def __init__(self, task: VAETask, test_split: ImageSplit, workdir: str, key: jax.Array,
                  events: EventWriter | None = None):
-        _, latent_key = jax.random.split(key)
-        self.task, self.workdir, self.events = task, workdir, events
-        self.inputs = task.fixed_inputs(jnp.asarray(test_split.images[:NUM_PICTURE_IMAGES]))
+        self.workdir, self.events = workdir, events
         self.latent_dim = task.model.encoder.latent_dim
-        self.latents = jax.random.normal(latent_key, (NUM_SAMPLE_IMAGES, self.latent_dim))
-        apply = lambda method: jax.jit(lambda params, x: task.model.apply({"params": params}, x, method=method))
-        self._reconstruct = apply(VAE.reconstruct)
-        self._decode = apply(VAE.mean_image)
-        self._encode = apply(VAE.encode)
-        if self.latent_dim == 2:
-            self.scatter_inputs = task.fixed_inputs(jnp.asarray(test_split.images[:NUM_SCATTER_POINTS]))
-            self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
+        count = NUM_SCATTER_POINTS if self.latent_dim == 2 else NUM_PICTURE_IMAGES
+        self.images = test_split.images[:count]
+        self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
+        self._arrays = jax.jit(functools.partial(_picture_arrays, task, self.latent_dim == 2))
+        self.key = key
 
     def __call__(self, epoch: int, params) -> None:
         if not distributed.is_writer():  # process 0 draws them (from a host copy of the replicated parameters)
             return
-        params = jax.device_get(params)
-        originals = np.asarray(self.inputs)
-        reconstructions = np.asarray(self._reconstruct(params, self.inputs))
-        self._save("reconstructions", np.concatenate([originals, reconstructions]), NUM_PICTURE_IMAGES, epoch)
-        self._save("samples", np.asarray(self._decode(params, self.latents)), 8, epoch)
-        self._interpolation(epoch, params)
+        arrays = jax.device_get(self._arrays(jax.device_get(params), self.images, self.key))
+        self._save("reconstructions", np.concatenate([arrays["originals"], arrays["reconstructions"]]),
+                   NUM_PICTURE_IMAGES, epoch)
+        self._save("samples", arrays["samples"], 8, epoch)
+        self._save("interpolation", arrays["interpolation"], INTERPOLATION_STEPS + 2, epoch)
         if self.latent_dim == 2:
-            self._latent_plane(epoch, params)
+            self._save("latent_manifold", arrays["manifold"], MANIFOLD_SIZE, epoch)
+            self._latent_scatter(epoch, arrays["scatter_means"])
 
     def _save(self, name: str, images: np.ndarray, columns: int, epoch: int) -> None:
         """workdir/<name>.png, refreshed; and in TensorBoard, one picture per epoch to scrub through."""
@@ -243,24 +274,11 @@ class _Pictures:
         if self.events is not None:
             self.events.image(name, grid, epoch)
 
-    def _interpolation(self, epoch: int, params) -> None:
-        ends_2PxHxWxC = self.inputs[:2 * NUM_INTERPOLATIONS]
-        mean_2PxZ, _ = self._encode(params, ends_2PxHxWxC)
-        z_PxTxZ = interpolation_latents(mean_2PxZ[0::2], mean_2PxZ[1::2], INTERPOLATION_STEPS)
-        decoded_PxTxHxWxC = np.asarray(self._decode(params, z_PxTxZ))
-        rows = np.concatenate([np.asarray(ends_2PxHxWxC[0::2])[:, None], decoded_PxTxHxWxC,
-                               np.asarray(ends_2PxHxWxC[1::2])[:, None]], axis=1)
-        self._save("interpolation", rows.reshape((-1,) + rows.shape[2:]), INTERPOLATION_STEPS + 2, epoch)
-
-    def _latent_plane(self, epoch: int, params) -> None:
-        self._save("latent_manifold", np.asarray(self._decode(params, manifold_latents(MANIFOLD_SIZE))),
-                   MANIFOLD_SIZE, epoch)
-
+    def _latent_scatter(self, epoch: int, mean_NxZ: np.ndarray) -> None:
         import matplotlib
         matplotlib.use("Agg")
         import matplotlib.pyplot as plt
 
-        mean_NxZ = np.asarray(self._encode(params, self.scatter_inputs)[0])
         figure, axes = plt.subplots(figsize=(6, 5.5), dpi=120)
         points = axes.scatter(mean_NxZ[:, 0], mean_NxZ[:, 1], c=self.scatter_labels, cmap="tab10", vmin=-0.5,
                               vmax=9.5, s=3, alpha=0.7)
