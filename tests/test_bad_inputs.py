@@ -202,7 +202,10 @@ CASES = [
      r"--output=.*: must be a .json path in a folder that can be written"),
     ("bench-cnn-zero-batch", "benchmarks.cnn_throughput", ["--batch_size=0", "--output={tmp}/c.json"], {},
      r"--batch_size=0: 0 is not a positive integer"),
+    ("bench-main-job-tree-not-a-checkout", "benchmarks.main_job", ["--trees={inputs}", "--output={tmp}/m.json"], {},
+     r"--trees: .* is not a checkout of the project"),
 ]
+COMPARED_WITH_PYTORCH = ("benchmarks.vae_throughput", "benchmarks.rnn_throughput", "benchmarks.cnn_throughput")
 
 
 @pytest.mark.parametrize("module, args, env, expected", [case[1:] for case in CASES], ids=[case[0] for case in CASES])
@@ -214,7 +217,7 @@ def test_bad_input_is_one_clear_line(inputs, tmp_path, module, args, env, expect
         from vaecnn.data import tfds_source
         if tfds_source.host_reachable(timeout=2):
             pytest.skip("the TFDS download host is reachable from here, so this is not an offline machine")
-    if module.startswith("benchmarks.") and importlib.util.find_spec("torch") is None:
+    if module in COMPARED_WITH_PYTORCH and importlib.util.find_spec("torch") is None:
         expected = TORCH_MISSING  # ./launch.sh bench installs it; without it, that is the one line
     fill = lambda text: text.format(inputs=inputs, tmp=tmp_path, read_only=read_only)
     before = _digests(inputs)

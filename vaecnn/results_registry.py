@@ -383,6 +383,29 @@ class TimeToQualityTable:
 
 
 @dataclasses.dataclass(frozen=True)
+class MainJobTable:
+    """The main job's wall time against its training time, one row per run of the benchmark (the source
+    tree's commit in each: before and after a change, measured in one run)."""
+    name: str
+    file: str
+
+    def render(self, store: Store) -> str:
+        result = store.json(self.file)
+        body = [[str(index), f"`{run['commit']}`", number(run["epochs"], 0), number(run["test_neg_elbo"], 4),
+                 number(run["train_seconds"], 1),
+                 number(run["eval_seconds"], 1), number(run["outside_training_seconds"], 1),
+                 number(run["wall_seconds"], 1), number(run["process_seconds"], 1),
+                 f"**{number(run['ratio_wall_over_train'], 3)}**"]
+                for index, run in enumerate(result["runs"], 1)]
+        table = markdown_table(["run", "commit", "epochs", "test −ELBO", "training s", "evaluation s",
+                                "outside training s", "wall s (results.json)", "process s", "wall / training"],
+                               "rlrrrrrrrr", body)
+        return table + (f"\n`{result['command']}`; {machine(result['hardware'])}, jax {result['hardware']['jax']}, "
+                        f"1-minute load {number(result['load_average_1m']['before'], 2)} at the start "
+                        f"(`{self.file}`).\n")
+
+
+@dataclasses.dataclass(frozen=True)
 class FileTable:
     """A table a run writes itself in markdown (e.g. gradient_variance.md), shown as committed."""
     name: str
@@ -392,7 +415,7 @@ class FileTable:
         return store.text(self.file).rstrip("\n") + f"\n\n(`{self.file}`)\n"
 
 
-Table = PresetTable | CurveTable | ThroughputTable | LoopTable | TimeToQualityTable | FileTable
+Table = PresetTable | CurveTable | ThroughputTable | LoopTable | TimeToQualityTable | MainJobTable | FileTable
 
 
 # ---------------------------------------------------------------------------------------------------------

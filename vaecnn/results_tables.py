@@ -5,8 +5,8 @@ that name them; a row whose results are not committed yet shows the command that
 shows the figures as soon as its JSON lands in the layout of vaecnn/results_registry.py.
 """
 
-from vaecnn.results_registry import (CurveTable, FileTable, LoopTable, Metric, PresetTable, Row, ThroughputTable,
-                                     TimeToQualityTable)
+from vaecnn.results_registry import (CurveTable, FileTable, LoopTable, MainJobTable, Metric, PresetTable, Row,
+                                     ThroughputTable, TimeToQualityTable)
 
 NEG_ELBO = Metric("test −ELBO (nats)", "test_neg_elbo")
 NLL = Metric("test −log p(x) (nats)", "test_nll_iw")
@@ -55,4 +55,5 @@ TABLES = (
                                         for model in ("vae", "rnn", "cnn") for threads in ("", "_torch2threads"))),
     LoopTable("loop", f"{BENCHMARKS}/loop_throughput.json"),
     TimeToQualityTable("time_to_quality", f"{BENCHMARKS}/vae_time_to_quality.json"),
+    MainJobTable("main_job", f"{BENCHMARKS}/main_job.json"),
 )
