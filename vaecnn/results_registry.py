@@ -547,7 +547,7 @@ def draw_likelihood_curves(root: str) -> str | None:
                           xycoords=("axes fraction", "data"), xytext=(4, 2), textcoords="offset points", fontsize=7)
     machines = sorted({machine(results.get("hardware") or {}) for results in runs.values()})
     by_epoch.set_xlabel("epoch")
-    by_time.set_xlabel(f"training hours ({'; '.join(machines)})")
+    by_time.set_xlabel("training hours on\n" + "\n".join(machines), fontsize=8)
     by_epoch.set_ylabel("test −log p(x) (nats)")
     by_epoch.legend(fontsize=8)
     for axes in (by_epoch, by_time):
