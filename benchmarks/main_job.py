@@ -14,7 +14,6 @@ a run does besides training (start-up, evaluation, pictures, checkpoints, logs, 
 `wall_seconds - train_seconds`.
 """
 
-import json
 import os
 import subprocess
 import sys
@@ -25,7 +24,7 @@ import numpy as np
 from absl import flags
 
 from experiments import _cli, _flags
-from vaecnn import files, hardware
+from vaecnn import files, hardware, metrics_log
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -54,8 +53,7 @@ def one_run(command: list[str], tree: str) -> dict:
             raise SystemExit(f"error: the main job failed (exit status {completed.returncode}):\n"
                              f"{completed.stderr[-2000:]}")
         results = files.read_json(os.path.join(workdir, "results.json"))
-        with open(os.path.join(workdir, "metrics.jsonl"), encoding="utf-8") as f:
-            lines = [json.loads(line) for line in f if line.strip()]
+        lines = metrics_log.MetricsLog(os.path.join(workdir, "metrics.jsonl")).read()
     return {"commit": commit_of(tree), "test_neg_elbo": results["test_neg_elbo"], "epochs": results["epochs"],
             "train_seconds": results["train_seconds"], "eval_seconds": sum(line["eval_seconds"] for line in lines),
             "compile_seconds": lines[0]["compile_seconds"], "wall_seconds": results["wall_seconds"],

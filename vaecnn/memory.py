@@ -1,6 +1,5 @@
 """Whether a compiled step fits in the device's memory, checked before anything is allocated."""
 
-import time
 from collections.abc import Mapping
 from typing import Any
 
@@ -27,21 +26,19 @@ def free_memory_bytes(device: jax.Device) -> int | None:
     return None
 
 
-def check_fits_in_memory(what: str, lowered, shapes: str) -> float:
+def check_fits_in_memory(what: str, lowered, shapes: str) -> None:
     """Compiles `lowered` (a jax.jit(...).lower(...) of a train chunk or eval step) and raises
     ConfigError, before anything is allocated, when it needs more memory than the device has free.
-    `what` and `shapes` name it in the message. Returns the seconds the compilation took.
+    `what` and `shapes` name it in the message.
 
     Why: a batch that cannot fit (a long text bucket, a large --batch_size) otherwise fails deep in
     XLA as RESOURCE_EXHAUSTED after data loading and compilation, or, on a CPU, takes the machine into
     swap. The compiled program's own accounting (temporaries plus the arguments and outputs it does
     not alias) is the measure; compiling here fills the same cache its first call uses.
     """
-    start = time.perf_counter()
     stats = lowered.compile().memory_analysis()
-    seconds = time.perf_counter() - start
     if stats is None:
-        return seconds
+        return
     needed = stats.temp_size_in_bytes + stats.argument_size_in_bytes + stats.output_size_in_bytes - \
         stats.alias_size_in_bytes
     free = free_memory_bytes(jax.local_devices()[0])
@@ -49,7 +46,6 @@ def check_fits_in_memory(what: str, lowered, shapes: str) -> float:
         raise ConfigError(f"one {what} on the largest batch ({shapes}) needs {needed / 2**30:.1f} GiB but "
                           f"{free / 2**30:.1f} GiB are free on {jax.local_devices()[0].platform}; lower the batch "
                           "size (--batch_size, --eval_batch_size) or, for text, --max_len")
-    return seconds
 
 
 def shapes_text(batch: Mapping[str, Any]) -> str:
@@ -58,8 +54,8 @@ def shapes_text(batch: Mapping[str, Any]) -> str:
 
 
 def check_eval_fits_in_memory(eval_step, params: Params, batcher: Batcher, key: jax.Array,
-                              batch_sharding: jax.sharding.Sharding) -> float:
+                              batch_sharding: jax.sharding.Sharding) -> None:
     batch = jax.device_put(batcher.largest_batch(), batch_sharding)
-    return check_fits_in_memory("evaluation step", eval_step.lower(params, batch, key), shapes_text(batch))
+    check_fits_in_memory("evaluation step", eval_step.lower(params, batch, key), shapes_text(batch))
 
 

@@ -251,7 +251,7 @@ class _Pictures:
         self.workdir, self.events = workdir, events
         self.latent_dim = task.model.encoder.latent_dim
         count = NUM_SCATTER_POINTS if self.latent_dim == 2 else NUM_PICTURE_IMAGES
-        self.images = test_split.images[:count]
+        self.images = jax.device_put(test_split.images[:count])  # once, not at every epoch's pictures
         self.scatter_labels = test_split.labels[:NUM_SCATTER_POINTS]
         self._arrays = jax.jit(functools.partial(_picture_arrays, task, self.latent_dim == 2))
         self.key = key
