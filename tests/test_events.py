@@ -11,8 +11,6 @@ import sys
 import numpy as np
 import pytest
 from PIL import Image
-from tensorboardX.proto import event_pb2
-from tensorboardX.record_writer import masked_crc32c
 
 from vaecnn import events as vevents
 
@@ -24,6 +22,10 @@ ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 def read_events(workdir: str) -> list:
     """Every Event of every event file in `workdir` (TFRecord framing: length, crc, data, crc), each
     checksum checked with tensorboardX's CRC-32C, each Event parsed with its protocol buffer."""
+    # Imported here: tensorboardX imports PyTorch where it is installed (the benchmarks' extra), seconds
+    # that every test worker would otherwise spend collecting this module.
+    from tensorboardX.proto import event_pb2
+    from tensorboardX.record_writer import masked_crc32c
     events = []
     for path in sorted(glob.glob(os.path.join(workdir, "events.out.tfevents.*"))):
         data = open(path, "rb").read()

@@ -97,6 +97,7 @@ def test_mean_std_uses_the_sample_deviation_and_a_single_value_stands_alone():
     assert registry.mean_std([1234.5], 0) == "1,234"  # round half to even, as format() does
 
 
+@pytest.mark.slow  # a subprocess
 def test_the_command_exits_one_with_the_message_on_a_stale_page(copy):
     shutil.copytree(os.path.join(ROOT, "experiments"), copy / "experiments", dirs_exist_ok=True,
                     ignore=shutil.ignore_patterns("results"))

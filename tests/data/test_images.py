@@ -105,6 +105,7 @@ def test_tfds_data_source_path_with_mock_data():
         assert splits[split].images.dtype == np.uint8 and splits[split].labels.dtype == np.int32
 
 
+@pytest.mark.slow  # a subprocess that imports TFDS
 def test_offline_without_local_copy_stops_fast_with_instructions(tmp_path):
     """No data_dir, no prepared TFDS copy and no network: one clear message within 30 s."""
     script = ("import sys; from vaecnn.data import images\n"

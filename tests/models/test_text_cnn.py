@@ -130,19 +130,19 @@ def test_toy_layer_table_matches_notes(D_toy):
     assert (rows["dense"].output_shapes, rows["dense"].params) == (((1, 2),), 9 * 2 + 2) == (((1, 2),), 20)
     assert rows["TextCNN.classify_embedded"].output_shapes == ((1, 2),)  # the softmax keeps the 2 logits' shape
 
-    # Each max-pool keeps one value per channel: the sown pooled vectors are 4 and 5.
+    # Each max-pool keeps one value per channel: the sown pooled vectors are 4 and 5. (Shapes only:
+    # jax.eval_shape traces the model's init and apply without compiling them.)
     model = toy_cnn.toy_model(Dt)
     x = jnp.zeros((1, 11, Dt))
-    variables = model.init(_key(0), x, method=TextCNN.classify_embedded, deterministic=True)
-    _, state = model.apply(variables, x, method=TextCNN.predict_proba_embedded, mutable=["intermediates"])
+    shapes = jax.eval_shape(
+        lambda k: model.init(k, x, method=TextCNN.classify_embedded, deterministic=True), _key(0))
+    _, state = jax.eval_shape(lambda variables: model.apply(variables, x, method=TextCNN.predict_proba_embedded,
+                                                            mutable=["intermediates"]), shapes)
     inter = {name: value[0].shape for name, value in state["intermediates"].items()}
     assert inter["pool0"] == (1, 4) and inter["pool1"] == (1, 5) and inter["concat"] == (1, 9)
     assert inter["softmax"] == (1, 2)
 
     # Total = size of the parameter tree of an independently initialised toy model.
-    shapes = jax.eval_shape(
-        lambda k: model.init(k, jnp.zeros((1, 11, Dt)), method=TextCNN.classify_embedded,
-                             deterministic=True), _key(0))
     total = sum(r.params for r in summary.rows)
     assert total == summary.total_params == arith.count_params(shapes["params"])
     assert total == (2 * Dt * 4 + 4) + (4 * Dt * 5 + 5) + 20

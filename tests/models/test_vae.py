@@ -11,12 +11,14 @@ from vaecnn.models.vae import VAE, make_vae
 
 
 class VAEModelTest(chex.TestCase):
+    """One model, initialised once (jitted: initialised op by op, it compiled a PRNG program per kernel shape)."""
 
-    def setUp(self):
-        super().setUp()
-        self.model = make_vae((8, 8, 1), hidden_sizes=(32,), latent_dim=4)
-        self.x = jax.random.bernoulli(jax.random.key(0), 0.3, (5, 8, 8, 1)).astype(jnp.float32)
-        self.params = self.model.init(jax.random.key(1), self.x, jax.random.key(2))["params"]
+    @classmethod
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.model = make_vae((8, 8, 1), hidden_sizes=(32,), latent_dim=4)
+        cls.x = jnp.asarray(np.random.default_rng(0).random((5, 8, 8, 1)) < 0.3, jnp.float32)
+        cls.params = jax.jit(cls.model.init)(jax.random.key(1), cls.x, jax.random.key(2))["params"]
 
     @chex.variants(with_jit=True, without_jit=True)
     def test_forward_pass_is_the_notes_pseudo_code(self):
@@ -25,18 +27,23 @@ class VAEModelTest(chex.TestCase):
         x_tilde, terms = forward(self.params, self.x, key)
         chex.assert_shape(x_tilde, (5, 8, 8, 1))
         chex.assert_shape((terms.elbo, terms.recon, terms.kl), [(5,)] * 3)
-        # By hand: mu, logvar = encode(x); z = mu + sigma * eps; x_tilde = decode(z); BCE + KL.
-        mean, logvar = self.model.apply({"params": self.params}, self.x, method=VAE.encode)
-        eps = jax.random.normal(jax.random.key(3), (1, 5, 4))
-        z = mean + jnp.exp(0.5 * logvar) * eps
-        logits = self.model.apply({"params": self.params}, z, method=VAE.decode)
-        bce = -bernoulli_log_prob(self.x, logits[0], event_ndims=3)
-        div_kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean ** 2 - 1 - logvar, axis=-1)
+
+        @jax.jit
+        def by_hand(params, x):
+            """mu, logvar = encode(x); z = mu + sigma * eps; x_tilde = decode(z); BCE and KL."""
+            mean, logvar = self.model.apply({"params": params}, x, method=VAE.encode)
+            eps = jax.random.normal(key, (1, 5, 4))
+            z = mean + jnp.exp(0.5 * logvar) * eps
+            logits = self.model.apply({"params": params}, z, method=VAE.decode)
+            bce = -bernoulli_log_prob(x, logits[0], event_ndims=3)
+            div_kl = 0.5 * jnp.sum(jnp.exp(logvar) + mean ** 2 - 1 - logvar, axis=-1)
+            return bce, div_kl, kl_std_normal(mean, logvar)
+
+        bce, div_kl, closed_form_kl = by_hand(self.params, self.x)
         chex.assert_trees_all_close(-terms.recon, bce, rtol=1e-5)
         chex.assert_trees_all_close(terms.kl, div_kl, rtol=1e-5)
-        chex.assert_trees_all_close(terms.kl, kl_std_normal(mean, logvar), rtol=1e-6)
-        loss = jnp.mean(bce + div_kl)
-        np.testing.assert_allclose(jnp.mean(-terms.elbo), loss, rtol=1e-5)
+        chex.assert_trees_all_close(terms.kl, closed_form_kl, rtol=1e-6)
+        np.testing.assert_allclose(np.mean(-terms.elbo), np.mean(bce + div_kl), rtol=1e-5)
         assert float(x_tilde.min()) >= 0.0 and float(x_tilde.max()) <= 1.0  # Bernoulli means
 
     def test_more_samples_reduce_the_variance_of_the_estimate(self):
@@ -48,10 +55,10 @@ class VAEModelTest(chex.TestCase):
     def test_log_importance_weights_average_to_the_elbo(self):
         """log w = log p(x|z) + log p(z) - log q(z|x) has mean ELBO (its one-sample-KL estimate): with
         20,000 samples it matches the closed-form-KL ELBO within Monte-Carlo error."""
-        log_w = self.model.apply({"params": self.params}, self.x, jax.random.key(3), 20_000,
-                                 method=VAE.log_importance_weights)
+        log_w, (_, terms) = jax.jit(lambda params: (
+            self.model.apply({"params": params}, self.x, jax.random.key(3), 20_000, method=VAE.log_importance_weights),
+            self.model.apply({"params": params}, self.x, jax.random.key(4), 20_000)))(self.params)
         chex.assert_shape(log_w, (20_000, 5))
-        _, terms = self.model.apply({"params": self.params}, self.x, jax.random.key(4), 20_000)
         np.testing.assert_allclose(log_w.mean(0), terms.elbo, atol=4 * float(log_w.std(0).max()) / np.sqrt(20_000))
 
     @pytest.mark.slow
