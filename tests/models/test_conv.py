@@ -58,13 +58,13 @@ class ConvTest(chex.TestCase, parameterized.TestCase):
         y_shape = jax.eval_shape(lambda x, w: conv.conv_general_dilated(x, w, strides, padding,
                                                                          lhs_dilation=lhs_dilation), x, w).shape
         cotangent = jnp.asarray(draw(y_shape), jnp.float32)
-        y, reference_grads = _lax_value_and_gradients(x, w, cotangent, strides, padding, lhs_dilation)
+        reference_y, reference_grads = _lax_value_and_gradients(x, w, cotangent, strides, padding, lhs_dilation)
 
         def ours(x, w):
             return conv.conv_general_dilated(x, w, strides, padding, lhs_dilation=lhs_dilation)
 
         grads = jax.grad(lambda x, w: jnp.sum(ours(x, w) * cotangent), argnums=(0, 1))
-        chex.assert_trees_all_close(self.variant(ours)(x, w), y, rtol=1e-5, atol=1e-5)
+        chex.assert_trees_all_close(self.variant(ours)(x, w), reference_y, rtol=1e-5, atol=1e-5)
         chex.assert_trees_all_close(self.variant(grads)(x, w), reference_grads, rtol=1e-5, atol=1e-4)
 
 

@@ -142,7 +142,7 @@ def test_toy_layer_table_matches_notes(D_toy):
     assert inter["pool0"] == (1, 4) and inter["pool1"] == (1, 5) and inter["concat"] == (1, 9)
     assert inter["softmax"] == (1, 2)
 
-    # Total = size of the parameter tree of an independently initialised toy model.
+    # Total = size of the parameter tree of the toy model's init (its shapes, above).
     total = sum(r.params for r in summary.rows)
     assert total == summary.total_params == arith.count_params(shapes["params"])
     assert total == (2 * Dt * 4 + 4) + (4 * Dt * 5 + 5) + 20
