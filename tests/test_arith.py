@@ -26,22 +26,16 @@ def _run_all(functions, *inputs):
     return jax.jit(lambda *xs: [function(*xs) for function in functions])(*inputs)
 
 
-def _init_all(layers_and_inputs):
-    """Initialises every (layer, input) pair inside a single jit; returns the variables."""
-    return jax.jit(
-        lambda rng: [layer.init(rng, inputs) for layer, inputs in layers_and_inputs]
-    )(RNG)
+def _declared_variables(layers_and_inputs):
+    """The variables' shapes flax's init declares for every (layer, input) pair: jax.eval_shape traces
+    each init as it runs, without compiling it (a count of parameters needs no values)."""
+    return [jax.eval_shape(layer.init, RNG, inputs) for layer, inputs in layers_and_inputs]
 
 
 def _conv_forward(layer: nn.Conv, inputs):
     """Runs a flax conv with all-ones weights (no initialiser needed for shapes)."""
     kernel_shape = (*layer.kernel_size, inputs.shape[-1], layer.features)
     return layer.apply({"params": {"kernel": jnp.ones(kernel_shape)}}, inputs)
-
-
-def _init(layer: nn.Module, *inputs, **kwargs):
-    """``layer.init`` compiled with jit (one compile instead of one per eager op)."""
-    return jax.jit(functools.partial(layer.init, **kwargs))(RNG, *inputs)
 
 
 def _num_params(variables) -> int:
@@ -216,7 +210,7 @@ def test_conv_output_size_formulas_by_hand():
 
 def test_dense_params_match_flax():
     cases = [(i, o, bias) for i, o in [(1, 1), (300, 2000), (17, 5)] for bias in (True, False)]
-    all_variables = _init_all(
+    all_variables = _declared_variables(
         [(nn.Dense(o, use_bias=bias), jnp.ones((1, i))) for i, o, bias in cases]
     )
     for (in_features, out_features, bias), variables in zip(cases, all_variables):
@@ -233,7 +227,7 @@ CONV_CASES = [
 
 def test_conv_params_match_flax():
     cases = [(*case, bias) for case in CONV_CASES for bias in (True, False)]
-    all_variables = _init_all([
+    all_variables = _declared_variables([
         (
             nn.Conv(out_channels, (k,) if isinstance(k, int) else k, use_bias=bias),
             jnp.ones((1, *input_shape)),
@@ -254,7 +248,7 @@ def test_conv_params_by_hand():
 
 def test_embedding_params_match_flax():
     cases = [(1, 1), (1000, 50), (37, 8)]
-    all_variables = _init_all(
+    all_variables = _declared_variables(
         [(nn.Embed(vocab, dim), jnp.zeros((1, 3), jnp.int32)) for vocab, dim in cases]
     )
     for (vocab_size, dim), variables in zip(cases, all_variables):
@@ -320,16 +314,21 @@ class NestedModel(nn.Module):
 
 def _check_summary_against_init_and_apply(model, *inputs, **kwargs):
     summary = arith.summarize(model, *inputs, **kwargs)
-    variables = _init(model, *inputs, **kwargs)
+    apply = functools.partial(
+        model.apply, capture_intermediates=True, mutable=["intermediates"], **kwargs
+    )
+
+    @jax.jit  # init, then apply: one compiled program (one compile instead of one per eager op)
+    def init_and_apply(rng, *inputs):
+        variables = model.init(rng, *inputs, **kwargs)
+        return variables, apply(variables, *inputs)[1]
+
+    variables, state = init_and_apply(RNG, *inputs)
     num_params = sum(leaf.size for leaf in jax.tree.leaves(variables["params"]))
     assert summary.total_params == num_params
     assert sum(row.params for row in summary.rows) == num_params
 
     # Every __call__ row's output shapes equal what the layer outputs when really applied.
-    apply = functools.partial(
-        model.apply, capture_intermediates=True, mutable=["intermediates"], **kwargs
-    )
-    _, state = jax.jit(apply)(variables, *inputs)
     captured = {
         tuple(k.key for k in key_path[:-1]): [
             tuple(tuple(a.shape) for a in jax.tree.leaves(output)) for output in outputs

@@ -63,12 +63,21 @@ class LogisticRecipe(lifecycle.RecipeBase[LogisticConfig]):
 # --------------------------------------------------------------------------------------------------------
 
 
-def test_a_family_defined_here_trains_resumes_runs_over_seeds_and_evaluates_from_its_workdir(tmp_path):
-    recipe, config = LogisticRecipe(), LogisticConfig(workdir=str(tmp_path / "one"))
-    results = lifecycle.train_and_evaluate(recipe, config)
+# The module's one trained run, made once (so its tests share a worker) and only read by the tests after it.
+pytestmark = pytest.mark.xdist_group("lifecycle")
+
+
+@pytest.fixture(scope="module")
+def trained(tmp_path_factory) -> tuple[LogisticConfig, dict]:
+    config = LogisticConfig(workdir=str(tmp_path_factory.mktemp("lifecycle") / "one"))
+    return config, lifecycle.train_and_evaluate(LogisticRecipe(), config)
+
+
+def test_a_family_defined_here_trains_resumes_runs_over_seeds_and_evaluates_from_its_workdir(trained, tmp_path):
+    recipe, (config, results) = LogisticRecipe(), trained
     assert results["test_accuracy"] > 0.85  # chance: 0.1
     assert results["epochs"] == 3 and results["num_params"] == 64 * 10 + 10
-    on_disk = json.load(open(tmp_path / "one" / "results.json"))
+    on_disk = json.load(open(os.path.join(config.workdir, "results.json")))
     assert on_disk["config"]["train"]["epochs"] == 3 and on_disk["hardware"]["host_cpus"] >= 1
     # Rerun: resumed from the last checkpoint, nothing trained again, the same figures.
     again = lifecycle.train_and_evaluate(recipe, config)
@@ -89,10 +98,7 @@ def test_a_family_defined_here_trains_resumes_runs_over_seeds_and_evaluates_from
     assert lifecycle.evaluate(recipe, str(tmp_path / "seeds" / "seed_1"))["test_accuracy"] == accuracies[1]
 
 
-def test_restore_names_a_checkpoint_of_another_model(tmp_path):
-    recipe, config = LogisticRecipe(), LogisticConfig(workdir=str(tmp_path), train=TrainConfig(epochs=1))
-    lifecycle.train_and_evaluate(recipe, config)
-
+def test_restore_names_a_checkpoint_of_another_model(trained):
     class TwoLayers(nn.Module):
         @nn.compact
         def __call__(self, image_BxHxWxC, deterministic: bool = True):
@@ -104,7 +110,7 @@ def test_restore_names_a_checkpoint_of_another_model(tmp_path):
             return dataclasses.replace(built, task=ClassifierTask(TwoLayers(), ("image",)))
 
     with pytest.raises(CheckpointError, match="belongs to another model"):
-        lifecycle.restore(TwoLayerRecipe(), str(tmp_path))
+        lifecycle.restore(TwoLayerRecipe(), trained[0].workdir)
 
 
 def test_summarize_takes_every_shared_number_nested_ones_by_path():

@@ -229,7 +229,7 @@ def test_dropout():
                                atol=1e-5)
     train = jax.jit(lambda key: model.apply(params, tokens, length, deterministic=False,
                                             rngs={"dropout": key}))
-    train_a, train_b = train(jax.random.key(2)), train(jax.random.key(3))
+    train_a, train_b = train(jax.random.key(2, impl="rbg")), train(jax.random.key(3, impl="rbg"))  # compiles faster
     assert not np.allclose(train_a, eval_logits) and not np.allclose(train_a, train_b)
     with pytest.raises(Exception, match="dropout"):  # flax: no 'dropout' rng given (fails while tracing)
         jax.eval_shape(lambda: model.apply(params, tokens, length, deterministic=False))
