@@ -174,7 +174,7 @@ def _text_cnn_step_inputs():
 def _shared_square_step(task, optimizer):
     """The engine's step with the norm taken of the gradients themselves (no barrier)."""
     def step(state, batch, key):
-        (_, metrics), grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key)
+        _, grads = jax.value_and_grad(task.loss, has_aux=True)(state.params, batch, key)
         updates, opt_state = optimizer.update(grads, state.opt_state, state.params)
         return optax.apply_updates(state.params, updates), opt_state, optax.global_norm(grads)
     return step
