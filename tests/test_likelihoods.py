@@ -41,6 +41,33 @@ class LikelihoodTest(chex.TestCase):
         bce = -(x * np.log(p) + (1 - x) * np.log(1 - p)).sum(-1)
         np.testing.assert_allclose(-bernoulli_log_prob(jnp.asarray(x), jnp.asarray(logits)), bce, rtol=1e-5)
 
+    def test_bernoulli_of_binary_targets_is_the_two_softplus_form_to_the_bit(self):
+        """The one-softplus form gives the VAE's binarized images the same bits, values and gradients,
+        as -[x softplus(-l) + (1 - x) softplus(l)]; soft targets on either side of 1/2 stay exact."""
+        def two_softplus(x, logits):
+            return -jnp.sum(x * jax.nn.softplus(-logits) + (1.0 - x) * jax.nn.softplus(logits), axis=-1)
+
+        rng = np.random.default_rng(4)
+        logits_SxBxD = jnp.asarray(rng.normal(size=(2, 16, 784)) * rng.choice([0.1, 3.0, 30.0, 1e4], (2, 16, 1)),
+                                   jnp.float32)
+        x_BxD = jnp.asarray(rng.random((16, 784)) < 0.3, jnp.float32)
+        weights_S = jnp.array([[1.0], [3.0]])  # unequal cotangents: each sample's gradient checked
+
+        @jax.jit
+        def both(logits):
+            return [jax.value_and_grad(lambda l: jnp.sum(f(x_BxD, l) * weights_S))(logits)
+                    for f in (two_softplus, bernoulli_log_prob)]
+
+        (value, grad), (reference_value, reference_grad) = both(logits_SxBxD)
+        np.testing.assert_array_equal(value, reference_value)
+        np.testing.assert_array_equal(grad, reference_grad)
+        soft = jnp.array([0.0, 0.25, 0.49, 0.5, 0.51, 0.75, 1.0])
+        for l in (-30.0, -1.0, 0.0, 2.0, 30.0):
+            log_p, log_1mp = -np.logaddexp(0.0, -np.float64(l)), -np.logaddexp(0.0, np.float64(l))  # float64
+            expected = np.asarray(soft, np.float64) * log_p + (1 - np.asarray(soft, np.float64)) * log_1mp
+            np.testing.assert_allclose(bernoulli_log_prob(soft, jnp.full_like(soft, l), 0), expected, rtol=2e-6,
+                                       atol=1e-7)
+
     def test_event_ndims_sums_trailing_axes(self):
         x, logits = jnp.ones((2, 3, 4, 5)), jnp.zeros((2, 3, 4, 5))
         chex.assert_shape(bernoulli_log_prob(x, logits, event_ndims=3), (2,))

