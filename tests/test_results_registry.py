@@ -1,6 +1,7 @@
 """The results registry: every table of the docs equals what the committed JSON gives, and the check fails,
 naming the table and the figure, as soon as a committed result changes, appears or goes."""
 
+import glob
 import json
 import os
 import shutil
@@ -35,6 +36,12 @@ def edit_json(path, change):
 
 def test_every_table_of_the_repository_matches_the_committed_results():
     assert registry.check(ROOT, TABLES) == []
+
+
+def test_no_cell_of_a_rendered_table_is_left_empty_as_none():
+    for page in ["README.md", *sorted(glob.glob(os.path.join(ROOT, "docs", "*.md")))]:
+        text = open(os.path.join(ROOT, page)).read()
+        assert "| None |" not in text, page
 
 
 def test_an_altered_figure_fails_the_check_naming_table_row_and_column(copy):

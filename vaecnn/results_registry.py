@@ -238,8 +238,9 @@ def _time_cell(runs: Runs, row: Row) -> str:
 
 
 def _epochs_cell(runs: Runs, row: Row) -> str:
+    # A run's own figure, else its config's (a cross-validation's results give only config/train/epochs).
     epochs = {lookup(result, row.field("epochs")) or lookup(result, row.field("config/epochs"))
-              for result in runs.results}
+              or lookup(result, row.field("config/train/epochs")) for result in runs.results}
     return ", ".join(str(e) for e in sorted(epochs, key=str))
 
 
