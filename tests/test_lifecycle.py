@@ -63,7 +63,7 @@ class LogisticRecipe(lifecycle.RecipeBase[LogisticConfig]):
 # --------------------------------------------------------------------------------------------------------
 
 
-# The module's one trained run, made once (so its tests share a worker) and only read by the tests after it.
+# The module's one trained run, made once (so its tests share a worker); the tests after it read or resume it.
 pytestmark = pytest.mark.xdist_group("lifecycle")
 
 

@@ -58,7 +58,7 @@ class LikelihoodTest(chex.TestCase):
             return [jax.value_and_grad(lambda l: jnp.sum(f(x_BxD, l) * weights_S))(logits)
                     for f in (two_softplus, bernoulli_log_prob)]
 
-        (value, grad), (reference_value, reference_grad) = both(logits_SxBxD)
+        (reference_value, reference_grad), (value, grad) = both(logits_SxBxD)
         np.testing.assert_array_equal(value, reference_value)
         np.testing.assert_array_equal(grad, reference_grad)
         soft = jnp.array([0.0, 0.25, 0.49, 0.5, 0.51, 0.75, 1.0])
