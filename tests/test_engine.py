@@ -109,6 +109,18 @@ def test_rows_cover_a_permutation_and_fill_by_cycling():
     assert rows == [[4, 2], [0, 3], [1, 4]]   # the last batch filled from the start of the shuffled group
 
 
+def test_a_batch_holds_the_rows_of_every_field_whatever_its_rank():
+    rng = np.random.default_rng(0)
+    group = {"image": jnp.asarray(rng.integers(0, 256, (7, 4, 3, 1), dtype=np.uint8)),
+             "tokens": jnp.asarray(rng.integers(0, 50, (7, 5), dtype=np.int32)),
+             "label": jnp.arange(7, dtype=np.int32)}
+    rows_B = jnp.array([6, 0, 3])
+    batch = jax.jit(engine.gather_batch)(group, rows_B)
+    for name, array in group.items():  # images are gathered from their flat view: the same values, shaped back
+        chex.assert_trees_all_equal(batch[name], np.asarray(array)[np.asarray(rows_B)])
+    chex.assert_trees_all_equal(batch["mask"], jnp.ones((3,), jnp.float32))
+
+
 def test_no_recompilation_after_the_first_chunk():
     @chex.assert_max_traces(n=1)
     def counted_loss(task, params, batch, key):

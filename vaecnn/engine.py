@@ -116,10 +116,22 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: j
 
 
 def gather_batch(group: Mapping[str, jax.Array], rows_B: jax.Array) -> dict[str, jax.Array]:
-    """The rows of a group as a training batch: every field, and mask = 1 (every row is real)."""
-    batch = {name: jnp.take(array, rows_B, axis=0) for name, array in group.items()}
+    """The rows of a group as a training batch: every field, and mask = 1 (every row is real).
+
+    A field of more than two dimensions is gathered from its [N, everything else] view (a reshape, no
+    copy): XLA:CPU vectorizes its loops along the minor dimension, which for images [N, H, W, 1] is the
+    channel of size 1, and the gather with the fusions that read its output then ran as scalar code
+    (benchmarks/results/vae_step_profile.md)."""
+    batch = {name: _take_rows(array, rows_B) for name, array in group.items()}
     batch["mask"] = jnp.ones(rows_B.shape, jnp.float32)
     return batch
+
+
+def _take_rows(array: jax.Array, rows_B: jax.Array) -> jax.Array:
+    if array.ndim <= 2:
+        return jnp.take(array, rows_B, axis=0)
+    rows_BxF = jnp.take(array.reshape(array.shape[0], -1), rows_B, axis=0)
+    return rows_BxF.reshape(rows_B.shape + array.shape[1:])
 
 
 def step_rows(perm_N: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:

@@ -155,6 +155,16 @@ def test_dynamic_binarization_statistics_and_keys():
     chex.assert_trees_all_equal(images.binarize(jax.random.key(5), jnp.asarray(fixed)), jnp.asarray(fixed) / 255.0)
 
 
+@pytest.mark.parametrize("partitionable", [True, False], ids=["partitionable threefry", "classic threefry"])
+def test_binarization_draws_the_bits_of_the_images_own_shape(partitionable):
+    # binarize draws on the [B, H*W*C] view for speed; the bits must be those of a draw in the images' shape.
+    pixels_BxHxWx1 = jnp.asarray(np.random.default_rng(0).integers(0, 256, (5, 6, 7, 1), dtype=np.uint8))
+    key = jax.random.key(3)
+    with jax.threefry_partitionable(partitionable):
+        expected = jax.random.bernoulli(key, pixels_BxHxWx1.astype(jnp.float32) / 255.0).astype(jnp.float32)
+        chex.assert_trees_all_equal(images.binarize(key, pixels_BxHxWx1), expected)
+
+
 def test_real_mnist_files(real_data_dir):
     splits = images.load_image_dataset("mnist", data_dir=real_data_dir)
     assert splits["train"].images.shape == (60_000, 28, 28, 1)

@@ -193,7 +193,11 @@ def binarize_once(seed: int, images_uint8: np.ndarray) -> np.ndarray:
 def binarize(key: jax.Array, images_uint8: jax.Array) -> jax.Array:
     """Dynamic binarization: each pixel is 1 with probability intensity / 255, drawn afresh per key.
 
-    Returns float32 in {0, 1} with the images' shape.
+    Returns float32 in {0, 1} with the images' shape. The draws are made on the [B, H*W*C] view of
+    [B, H, W, C] images: the same bits (a key's bits for a shape depend only on the flat index), while
+    XLA:CPU, which vectorizes along the minor dimension, ran the draws for a channel of size 1 as
+    scalar code.
     """
-    probabilities = images_uint8.astype(jnp.float32) / 255.0
-    return jax.random.bernoulli(key, probabilities).astype(jnp.float32)
+    flat = images_uint8.reshape(images_uint8.shape[0], -1) if images_uint8.ndim > 2 else images_uint8
+    probabilities = flat.astype(jnp.float32) / 255.0
+    return jax.random.bernoulli(key, probabilities).astype(jnp.float32).reshape(images_uint8.shape)
