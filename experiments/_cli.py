@@ -13,7 +13,7 @@ from collections.abc import Callable
 from absl import app, flags, logging
 
 from experiments import _processes
-from vaecnn import disk, preemption
+from vaecnn import disk, memory, preemption
 from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
@@ -53,6 +53,7 @@ def run(main: Callable[[list[str]], None]) -> None:
             _fail(f"unexpected arguments {argv[1:]}; flags look like --name=value")
         logging.set_verbosity(logging.INFO)
         logging.get_absl_handler().addFilter(_own_info_or_warnings)
+        memory.keep_freed_host_memory()  # XLA:CPU's temporaries stay mapped between executions
         try:
             _processes.start()
             main(argv)

@@ -1,5 +1,7 @@
-"""Whether a compiled step fits in the device's memory, checked before anything is allocated."""
+"""Whether a compiled step fits in the device's memory, checked before anything is allocated; and the host
+allocator's setting that keeps XLA:CPU's temporary buffers mapped between executions."""
 
+import ctypes
 from collections.abc import Mapping
 from typing import Any
 
@@ -8,6 +10,31 @@ import jax
 from vaecnn.engine import Params
 from vaecnn.errors import ConfigError
 from vaecnn.evaluation import Batcher
+
+
+# mallopt's parameters (glibc's malloc.h).
+_M_TRIM_THRESHOLD, _M_MMAP_MAX = -1, -4
+
+
+def keep_freed_host_memory() -> bool:
+    """Asks glibc's malloc to keep freed blocks for reuse rather than hand them back to the system: no
+    blocks of their own mapping (M_MMAP_MAX = 0) and no trimming of the heap's top (M_TRIM_THRESHOLD 2 GiB).
+    Process-wide; returns False where the C library has no mallopt (not glibc), which changes nothing.
+
+    Why: XLA:CPU allocates each execution's temporary buffer afresh, and glibc serves a block above its
+    mmap threshold (at most 32 MB) with a mapping of its own, unmapped at free. So every chunk of training
+    steps and every evaluation batch faulted its temporaries in again, page by page: the Kim CNN on MR
+    (57.5 MB of temporaries) took 14,738 minor page faults and about 11 ms per chunk, a chunk of its
+    interleaved buckets being about 5 steps of 25 ms (benchmarks/results/vae_step_profile.md). The cost:
+    the process keeps the heap its largest moment needed, as a run that allocates the same buffers every
+    step does anyway.
+    """
+    try:
+        mallopt = ctypes.CDLL(None).mallopt
+    except (OSError, AttributeError):
+        return False
+    mallopt.argtypes, mallopt.restype = (ctypes.c_int, ctypes.c_int), ctypes.c_int
+    return bool(mallopt(_M_MMAP_MAX, 0)) and bool(mallopt(_M_TRIM_THRESHOLD, 2**31 - 1))
 
 
 def free_memory_bytes(device: jax.Device) -> int | None:
