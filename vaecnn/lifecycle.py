@@ -13,8 +13,10 @@ here, once, for every experiment and every mode:
                                          with seeds one per seed: each in a folder of its own, resumable,
                                          their results combined; they nest (seed_k/fold_j)
 
-Every results.json has the family's figures plus `epochs`, `selected_epoch`, `train_seconds`,
-`train_examples_per_second`, `num_params`, `wall_seconds`, `config` and `hardware`.
+The results.json of a run without sub-runs has the family's figures plus `epochs`, `selected_epoch`,
+`train_seconds`, `train_examples_per_second`, `num_params`, `wall_seconds`, `config` and `hardware`; that of
+a run over sub-runs or seeds has their results combined (the recipe's `combine`; with seeds, every seed's
+figures and their mean ± std) plus `wall_seconds`, `config` and `hardware`.
 
 Adding a family (docs/design.md, tests/test_lifecycle.py): a config dataclass with a `train: TrainConfig`
 field, and a class with the methods of `Recipe` (`RecipeBase` supplies the optional ones).

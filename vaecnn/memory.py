@@ -22,9 +22,9 @@ def keep_freed_host_memory() -> bool:
     Process-wide; returns False where the C library has no mallopt (not glibc), which changes nothing.
 
     Why: XLA:CPU allocates each execution's temporary buffer afresh, and glibc serves a block above its
-    mmap threshold (at most 32 MB) with a mapping of its own, unmapped at free. So every chunk of training
+    mmap threshold (at most 32 MiB) with a mapping of its own, unmapped at free. So every chunk of training
     steps and every evaluation batch faulted its temporaries in again, page by page: the Kim CNN on MR
-    (57.5 MB of temporaries) took 14,738 minor page faults and about 11 ms per chunk, a chunk of its
+    (57.5 MiB of temporaries) took 14,738 minor page faults and about 11 ms per chunk, a chunk of its
     interleaved buckets being about 5 steps of 25 ms (benchmarks/results/vae_step_profile.md). The cost:
     the process keeps the heap its largest moment needed, as a run that allocates the same buffers every
     step does anyway.
