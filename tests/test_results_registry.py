@@ -147,6 +147,33 @@ def test_collect_writes_a_likelihood_run_with_its_curve_and_a_seeds_run_with_rel
         "runs/cnn/seed_1"
 
 
+def test_a_likelihood_run_still_training_is_collected_at_its_latest_evaluation_and_shown_as_such(copy):
+    run = copy / "runs_elsewhere" / "vae_mnist_iwae5"
+    _write(run / "config.json", {"workdir": str(run), "train": {"epochs": 200}})
+    _write(run / "metrics.jsonl", "".join(json.dumps({"epoch": e, "train_seconds": 60.0 * e}) + "\n"
+                                          for e in range(1, 113)))
+    for epoch, nll in ((25, 86.0), (100, 85.0), (50, 85.5)):
+        _write(run / f"iw5000_epoch_{epoch:03d}.json", {
+            "epoch": epoch, "test_nll_iw": nll, "iw_samples": 5000, "test_neg_elbo": nll + 8, "test_recon": 70.0,
+            "test_kl": nll - 62, "test_neg_iwae": nll + 2, "hardware": {"backend": "cpu", "cpu_model": "Some CPU"}})
+    os.remove(copy / "experiments/results/likelihood/vae_mnist_iwae5.json")
+    assert registry.collect(str(copy), str(run), "vae_mnist_iwae5") == [
+        "experiments/results/likelihood/vae_mnist_iwae5.json"]
+    written = json.load(open(copy / "experiments/results/likelihood/vae_mnist_iwae5.json"))
+    assert (written["epochs"], written["test_nll_iw"], written["test_neg_elbo"], written["train_seconds"]) == (
+        100, 85.0, 93.0, 6000.0)  # the latest evaluation's figures, not the last trained epoch's
+    assert written["in_progress"] == {"epochs_trained": 112, "epochs_planned": 200}
+    assert [p["epoch"] for p in written["curve"]] == [25, 50, 100]
+    rendered = registry.render_all(registry.Store(str(copy)), TABLES)
+    row = next(line for line in rendered["vae"].splitlines() if line.startswith("| `vae_mnist_iwae5`"))
+    assert "| 85.00 |" in row and "| 100 of 200 (still training) |" in row
+
+    empty = copy / "runs_elsewhere" / "nothing_yet"
+    _write(empty / "metrics.jsonl", "")
+    with pytest.raises(ValueError, match="neither a finished run"):
+        registry.collect(str(copy), str(empty), "vae_mnist_iwae5")
+
+
 def test_the_paper_s_figure_is_placed_in_standard_errors_of_the_mean():
     values = [80.0, 82.0, 84.0]  # mean 82, std 2, standard error 2 / √3 ≈ 1.155
     assert registry._versus_paper(values, 82.9) == "; within 1 SE of the mean"

@@ -8,6 +8,8 @@ Committed results (paths relative to the repository root; one file or folder per
                                                       its folds)
     experiments/results/likelihood/<preset>.json      a likelihood run's results.json plus `curve`: a list
                                                       of {epoch, train_seconds, test_nll_iw, iw_samples}
+                                                      (a run still training: its latest evaluation's
+                                                      figures, and `in_progress`)
     experiments/results/likelihood_curves.png         those curves drawn, beside Burda et al.'s figures
     experiments/results/paper_figures.json            the papers' figures, each with its source
     benchmarks/results/<benchmark>.json               what `./launch.sh bench <benchmark>` writes
@@ -241,7 +243,9 @@ def _epochs_cell(runs: Runs, row: Row) -> str:
     # A run's own figure, else its config's (a cross-validation's results give only config/train/epochs).
     epochs = {lookup(result, row.field("epochs")) or lookup(result, row.field("config/epochs"))
               or lookup(result, row.field("config/train/epochs")) for result in runs.results}
-    return ", ".join(str(e) for e in sorted(epochs, key=str))
+    cell = ", ".join(str(e) for e in sorted(epochs, key=str))
+    in_progress = lookup(runs.results[0], row.field("in_progress"))
+    return f"{cell} of {in_progress['epochs_planned']} (still training)" if in_progress else cell
 
 
 def _machine_cell(runs: Runs, row: Row) -> str:
@@ -601,34 +605,68 @@ def _relative(value: Any, run_dir: str, preset: str) -> Any:
     return value
 
 
-def _likelihood_curve(run_dir: str) -> list[dict[str, Any]]:
-    """The run's importance-weighted evaluations (iw*_epoch_*.json, as `--mode=evaluate --output` writes them),
-    by epoch, each with the training seconds its epoch had taken (metrics.jsonl)."""
+def _iw_evaluations(run_dir: str) -> dict[int, dict[str, Any]]:
+    """{epoch: its importance-weighted evaluation} (iw*_epoch_*.json, as `--mode=evaluate --output` writes)."""
+    evaluations = {}
+    for path in glob.glob(os.path.join(run_dir, "iw*_epoch_*.json")):
+        with open(path, encoding="utf-8") as f:
+            evaluation = json.load(f)
+        evaluations[evaluation["epoch"]] = evaluation
+    return evaluations
+
+
+def _train_seconds_by_epoch(run_dir: str) -> dict[int, float]:
     seconds = {}
     with open(os.path.join(run_dir, "metrics.jsonl"), encoding="utf-8") as f:
         for line in f:
             if line.strip():
                 record = json.loads(line)
                 seconds[record["epoch"]] = record["train_seconds"]
-    curve = []
-    for path in glob.glob(os.path.join(run_dir, "iw*_epoch_*.json")):
-        with open(path, encoding="utf-8") as f:
-            evaluation = json.load(f)
-        curve.append({"epoch": evaluation["epoch"], "train_seconds": seconds.get(evaluation["epoch"]),
-                      "test_nll_iw": evaluation["test_nll_iw"], "iw_samples": evaluation["iw_samples"],
-                      "test_neg_elbo": evaluation["test_neg_elbo"]})
-    return sorted(curve, key=lambda point: point["epoch"])
+    return seconds
+
+
+def _likelihood_curve(run_dir: str) -> list[dict[str, Any]]:
+    """The run's importance-weighted evaluations by epoch, each with the training seconds its epoch had
+    taken (metrics.jsonl)."""
+    seconds = _train_seconds_by_epoch(run_dir)
+    return [{"epoch": epoch, "train_seconds": seconds.get(epoch), "test_nll_iw": evaluation["test_nll_iw"],
+             "iw_samples": evaluation["iw_samples"], "test_neg_elbo": evaluation["test_neg_elbo"]}
+            for epoch, evaluation in sorted(_iw_evaluations(run_dir).items())]
+
+
+def _run_in_progress(run_dir: str) -> dict[str, Any]:
+    """What a likelihood run still training can report: the figures of its latest importance-weighted
+    evaluation (`epochs` is that evaluation's epoch), its config, and `in_progress`: the epochs trained
+    so far (metrics.jsonl) and the epochs its config plans."""
+    evaluations = _iw_evaluations(run_dir)
+    if not evaluations:
+        raise ValueError(f"{run_dir} holds neither a finished run (results.json) nor importance-weighted "
+                         "evaluations of one in progress (iw*_epoch_*.json)")
+    with open(os.path.join(run_dir, "config.json"), encoding="utf-8") as f:
+        config = json.load(f)
+    epoch = max(evaluations)
+    seconds = _train_seconds_by_epoch(run_dir)
+    figures = {key: value for key, value in evaluations[epoch].items() if key.startswith("test_")}
+    return {**figures, "epochs": epoch, "selected_epoch": epoch, "train_seconds": seconds[epoch],
+            "hardware": evaluations[epoch]["hardware"], "config": config,
+            "in_progress": {"epochs_trained": max(seconds), "epochs_planned": config["train"]["epochs"]}}
 
 
 def collect(root: str, run_dir: str, preset: str) -> list[str]:
-    """Writes the finished run in `run_dir` into the committed layout under `root`, named after `preset`,
-    with relative paths (returns the files written): a --seeds run as seeds/<preset>/seed_<k>.json and its
+    """Writes the run in `run_dir` into the committed layout under `root`, named after `preset`, with
+    relative paths (returns the files written): a --seeds run as seeds/<preset>/seed_<k>.json and its
     summary.json; a run with importance-weighted evaluations (iw*_epoch_*.json) as likelihood/<preset>.json,
     its figures those of the last epoch's evaluation and `curve` every one of them; any other as
-    runs/<preset>.json."""
+    runs/<preset>.json. A likelihood run still training (no results.json yet) is written with the figures
+    of its latest evaluation and `in_progress` (see `_run_in_progress`); a run without either raises
+    ValueError."""
     run_dir = os.path.abspath(run_dir)
-    with open(os.path.join(run_dir, "results.json"), encoding="utf-8") as f:
-        results = json.load(f)
+    results_path = os.path.join(run_dir, "results.json")
+    if os.path.exists(results_path):
+        with open(results_path, encoding="utf-8") as f:
+            results = json.load(f)
+    else:
+        results = _run_in_progress(run_dir)
     outputs: dict[str, Any] = {}
     if "per_seed" in results:
         for seed, seed_results in results["per_seed"].items():
