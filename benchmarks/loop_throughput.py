@@ -1,12 +1,14 @@
 r"""Every experiment's real training loop against its jitted step, on the same batches of its real data.
 
     ./launch.sh bench loop_throughput --data_dir=../shared/datasets
-    (writes benchmarks/results/loop_throughput.{json,md})
+    (writes benchmarks/results/loop_throughput.json; `./launch.sh results` renders its table in
+    docs/performance.md)
 
 For each preset the data, model, task and optimizer are built exactly as its experiment builds them (the
 VAE on MNIST; the Elman RNN and the Kim CNN on MR's fold 0 and on SST-2; the small CNN and the dense net
 on MNIST). Then, on one epoch's plan (vaecnn.engine.ChunkedEpochs.epoch_chunks: the steps' order, their
-batches and keys), the sides train `--steps` steps each:
+batches and keys), the sides train the same steps per timed block, the preset's count in STEPS times
+`--steps_scale`:
 
   loop   the engine's compiled chunks, as vaecnn.train.fit dispatches them;
   step   vaecnn.engine.make_train_step called once per step on the same (batch, key) pairs
@@ -47,7 +49,7 @@ PRESETS = ("vae_mnist", "rnn_mr", "rnn_sst2", "kim_cnn_mr", "kim_cnn_sst2", "mni
 # Steps per timed block: about 2-10 s of training each on a 2-core CPU.
 STEPS = {"vae_mnist": 200, "rnn_mr": 100, "rnn_sst2": 60, "kim_cnn_mr": 100, "kim_cnn_sst2": 100,
          "mnist_cnn": 30, "mnist_dense": 200}
-_flags.define_output("benchmarks/results/loop_throughput.json", "Where the JSON goes (a Markdown table beside it).")
+_flags.define_output("benchmarks/results/loop_throughput.json", "Where the JSON goes.")
 flags.DEFINE_list("presets", list(PRESETS), f"Which presets: any of {', '.join(PRESETS)}.")
 flags.DEFINE_string("data_dir", os.environ.get("VAECNN_DATA_DIR"), "Folder holding mnist/, mr/ and sst2/.")
 flags.DEFINE_float("steps_scale", 1.0, "Multiplies each preset's steps per timed block.", lower_bound=0.01)

@@ -4,8 +4,10 @@ r"""Training throughput of the MNIST VAE: the project's jitted step against PyTo
 
 Both sides train the same model on the same batch: MLP encoder 784-512-256-(32 mean, 32 logvar),
 one reparameterized sample, MLP decoder 32-256-512-784 Bernoulli logits, loss = mean(BCE + KL to
-N(0, I)), Adam(1e-3), dynamic binarization of the uint8 batch inside the step. The JAX side is
-vaecnn.engine.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the step `experiments.vae_mnist` runs.
+N(0, I)), Adam at a constant 3e-3 (the preset's peak learning_rate, configs/vae_mnist.py, on both
+sides; the preset's warm-up and cosine schedule are left out), dynamic binarization of the uint8 batch
+inside the step. The JAX side is vaecnn.engine.make_train_step on vaecnn.recipes.vae.VAETask, i.e. the
+step `experiments.vae_mnist` runs.
 
 The step is dominated by matrix products, so the JSON also gives a roofline: the step's matrix-product
 FLOPs per example (counted from the layer sizes, and XLA's own count of the compiled step), each side's

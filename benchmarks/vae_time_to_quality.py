@@ -6,9 +6,10 @@ r"""Time to a test -ELBO of 100 nats on MNIST: vaecnn's default recipe against a
 Both sides run in this process, one after the other, on the same data and the same fixed binarized
 test set (vaecnn's, seed 0), and stop at the first epoch whose test -ELBO is at or below --target:
 
-* JAX: `vaecnn.recipes.vae.run` with VAEConfig's defaults -- the exact command `./launch.sh vae_mnist`
-  runs, its 30-epoch schedule included; its seconds are the recipe's own `train_seconds` (time in
-  training programs, compilation included; evaluation and pictures excluded).
+* JAX: `vaecnn.lifecycle.train_and_evaluate(vaecnn.recipes.vae.RECIPE, config)` with VAEConfig's
+  defaults -- the run `./launch.sh vae_mnist` makes, its 30-epoch schedule included; its seconds are
+  the recipe's own `train_seconds` (time in training programs, compilation included; evaluation and
+  pictures excluded).
 * PyTorch: the same architecture written as a user would write it (benchmarks/_torch_vae.py): Adam
   1e-3, batch 128, the training set binarized once per epoch outside the step, a shuffled index per
   epoch, PyTorch's default threads; its seconds are the epochs' training loops (evaluation excluded).

@@ -137,7 +137,10 @@ def _define_setting(setting: vconfig.Setting, read_only_with: str | None) -> Non
     elif members == {str}:
         flags.DEFINE_string(name, default, help_text, **where)
     elif typing.get_origin(next(iter(members))) in (tuple, Sequence):
-        define_integers(name, default, help_text, lower_bound=meta.get("lower_bound", 1), **where)
+        # Sizes, widths, epochs and sample counts: each entry at least 1 unless the field says otherwise
+        # (`option` always stores the key, None when the field gives no bound).
+        lower_bound = meta.get("lower_bound")
+        define_integers(name, default, help_text, lower_bound=1 if lower_bound is None else lower_bound, **where)
     else:
         raise TypeError(f"config field {name}: no flag type for {kind}")
 

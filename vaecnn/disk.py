@@ -2,7 +2,7 @@
 
 A write that fails for lack of space or quota, anywhere in a run, stops it with one line naming the
 folder and its free space (DiskFull), and what was written before stays intact: files are replaced by
-renaming (vaecnn.report), checkpoints are saved only where there is room for them and a failed save
+renaming (vaecnn.files), checkpoints are saved only where there is room for them and a failed save
 never replaces the previous one (vaecnn.checkpoints), and the experiments turn any other such OSError
 into the same line (experiments/_cli.py).
 """

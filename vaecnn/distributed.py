@@ -8,7 +8,7 @@ global batch inside the compiled chunk (vaecnn.engine), the order of the global 
 same keys whatever the number of processes, and metrics come back replicated, summed over all devices.
 
 Only process 0 writes the files of a run (metrics.jsonl, results.json, pictures, events, config) and
-logs its progress (`vaecnn.report.is_writer`); orbax checkpoints are saved and restored by every process together.
+logs its progress (`is_writer`, below); orbax checkpoints are saved and restored by every process together.
 
     initialize(coordinator_address="10.0.0.1:8476", num_processes=4, process_id=rank)   # explicit
     initialize()   # on Cloud TPU, under SLURM or Open MPI: what jax.distributed detects by itself

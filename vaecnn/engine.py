@@ -2,13 +2,20 @@
 
 Per-step dispatch from Python (a gather, a key, a step, one add per metric) costs little beside a
 10 ms CPU step but dominates a sub-millisecond accelerator step. So the data of an epoch lives on the
-device, and one jitted program runs a *chunk* of K steps in a loop (`lax.fori_loop`, K an argument):
+device, and two jitted programs per group g do the work. Once per epoch, the *orders* program draws
+the group's shuffle and the key its steps derive theirs from (group_order):
 
-    (state, sums, data, epoch_key, chunk) -> (state, sums)        state and sums donated
+    (epoch_key, g) -> (perm_g, group_key)
 
-Inside it, for every step: the epoch's shuffle, the batch's gather, the step's key, the task's loss
-(with its own randomness, e.g. dynamic binarization), the update, and the metric sums. The host only
-chooses the order of the chunks and reads the sums once per epoch.
+Then the *chunk* program runs K consecutive steps of the group in a loop (`lax.fori_loop`, K an
+argument, not a shape):
+
+    (state, sums, group_g, perm_g, group_key, first_step, K) -> (state, sums)   state, sums donated
+
+Inside it, for every step s in [first_step, first_step + K): the batch's gather from perm_g, the
+step's key, the task's loss (with its own randomness, e.g. dynamic binarization), the update, and
+the metric sums. The host only dispatches the orders, chooses the order of the chunks, and reads
+the sums once per epoch.
 
 The data of an epoch is a list of *groups*, each a dict of arrays of one shape (a length bucket of
 text, or a whole image set). Step s of group g trains on the rows
@@ -17,9 +24,10 @@ text, or a whole image set). Step s of group g trains on the rows
 
 for s < S_g, the group's steps per epoch. With S_g = n_g // B this drops a fresh remainder each epoch
 (images); with S_g = ceil(n_g / B) it fills the last batch from the start of the shuffled group (text
-buckets: every example trains at least once per epoch). The step's key is fold_in(fold_in(step_key,
-g), s): a pure function of (seed, epoch, group, step), so a run resumed at an epoch boundary draws the
-same numbers, and the chunk size changes nothing but the dispatching (every key: vaecnn.rng).
+buckets: every example trains at least once per epoch). The step's key is fold_in(group_key, s) with
+group_key = fold_in(steps_key, g), where (shuffle_key, steps_key) = split(epoch_key): a pure function
+of (seed, epoch, group, step), so a run resumed at an epoch boundary draws the same numbers, and the
+chunk size changes nothing but the dispatching (every key: vaecnn.rng).
 
 A step inside a loop is not the same program as the step alone on XLA:CPU: convolutions there run
 through Eigen only if they are already in its canonical layout (see vaecnn.models.conv, which every model
@@ -40,6 +48,7 @@ import numpy as np
 import optax
 
 from vaecnn import rng, sharding
+from vaecnn.data import batching
 
 Params = Any
 Batch = Mapping[str, jax.Array]
@@ -116,22 +125,11 @@ def make_train_step(task: Task, optimizer: optax.GradientTransformation, mesh: j
 
 
 def gather_batch(group: Mapping[str, jax.Array], rows_B: jax.Array) -> dict[str, jax.Array]:
-    """The rows of a group as a training batch: every field, and mask = 1 (every row is real).
-
-    A field of more than two dimensions is gathered from its [N, everything else] view (a reshape, no
-    copy): XLA:CPU vectorizes its loops along the minor dimension, which for images [N, H, W, 1] is the
-    channel of size 1, and the gather with the fusions that read its output then ran as scalar code
-    (benchmarks/results/vae_step_profile.md)."""
-    batch = {name: _take_rows(array, rows_B) for name, array in group.items()}
+    """The rows of a group as a training batch: every field (`batching.take_rows`), and mask = 1 (every
+    row is real)."""
+    batch = {name: batching.take_rows(array, rows_B) for name, array in group.items()}
     batch["mask"] = jnp.ones(rows_B.shape, jnp.float32)
     return batch
-
-
-def _take_rows(array: jax.Array, rows_B: jax.Array) -> jax.Array:
-    if array.ndim <= 2:
-        return jnp.take(array, rows_B, axis=0)
-    rows_BxF = jnp.take(array.reshape(array.shape[0], -1), rows_B, axis=0)
-    return rows_BxF.reshape(rows_B.shape + array.shape[1:])
 
 
 def step_rows(perm_N: jax.Array, step: jax.Array, batch_size: int) -> jax.Array:

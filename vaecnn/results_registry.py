@@ -647,9 +647,10 @@ def _run_in_progress(run_dir: str) -> dict[str, Any]:
     epoch = max(evaluations)
     seconds = _train_seconds_by_epoch(run_dir)
     figures = {key: value for key, value in evaluations[epoch].items() if key.startswith("test_")}
-    return {**figures, "epochs": epoch, "selected_epoch": epoch, "train_seconds": seconds[epoch],
-            "hardware": evaluations[epoch]["hardware"], "config": config,
-            "in_progress": {"epochs_trained": max(seconds), "epochs_planned": config["train"]["epochs"]}}
+    return {**figures, "epochs": epoch, "selected_epoch": epoch, "train_seconds": seconds.get(epoch),
+            "hardware": evaluations[epoch].get("hardware", {}), "config": config,
+            "in_progress": {"epochs_trained": max(seconds, default=epoch),  # an older flat config: "epochs"
+                            "epochs_planned": (config.get("train") or {}).get("epochs", config.get("epochs"))}}
 
 
 def collect(root: str, run_dir: str, preset: str) -> list[str]:

@@ -3,9 +3,11 @@
 Every experiment (VAE, RNN, CNN) supplies a `Task` (how to initialise, what loss to minimise, what
 to measure) and batchers; `fit` does the rest:
 
-    per epoch: compiled chunks of steps (vaecnn.engine: shuffle, gather, keys, steps and metric sums
-               in one jitted program per chunk), the sums read on the host once, evaluation on every
-               eval split, a checkpoint, one line of metrics.jsonl, and the caller's `on_epoch_end` hook.
+    per epoch: each group's shuffle and steps key drawn once (vaecnn.engine's orders program), then
+               compiled chunks of steps (vaecnn.engine's chunk program: gather, keys, steps and metric
+               sums in one jitted loop per group, called once per chunk), the sums read on the host once,
+               evaluation on every eval split, a checkpoint, one line of metrics.jsonl, and the caller's
+               `on_epoch_end` hook.
 
 Randomness is a pure function of (seed, epoch, step): the shuffle and the step keys of epoch e are
 derived with fold_in from the seed, so a run resumed from epoch e's checkpoint draws exactly the

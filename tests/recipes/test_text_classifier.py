@@ -10,13 +10,14 @@ import os
 import subprocess
 import sys
 
+import jax
 import numpy as np
 import pytest
 
 from vaecnn.errors import ConfigError
 from vaecnn.data.text import TextPipeline
 from vaecnn import lifecycle
-from vaecnn.recipes.text_classifier import RECIPE, make_config
+from vaecnn.recipes.text_classifier import RECIPE, make_config, make_text_optimizer
 from vaecnn.recipes.text_predict import predict
 
 # Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
@@ -74,6 +75,23 @@ def trained(toy_files, tmp_path_factory):
 def _cli(*args: str, stdin: str = "") -> subprocess.CompletedProcess:
     return subprocess.run([sys.executable, "-m", "experiments.rnn_sentiment", *args], input=stdin,
                           capture_output=True, text=True, cwd=PROJECT_ROOT, timeout=120)
+
+
+@pytest.mark.parametrize("embedding", ["static", "multichannel"])
+def test_a_fixed_embedding_table_gets_no_update_even_with_decoupled_weight_decay(embedding):
+    config = make_config("cnn", embedding=embedding, optimizer="adamw", weight_decay=0.5, learning_rate=0.1,
+                         max_norm=0.0)
+    params = {"embedding_static": np.ones((5, 3), np.float32), "embedding": np.ones((5, 3), np.float32),
+              "dense": {"kernel": np.ones((3, 2), np.float32), "bias": np.ones(2, np.float32)}}
+    if embedding == "static":
+        del params["embedding"]
+    optimizer = make_text_optimizer(config, total_steps=10)
+    grads = jax.tree.map(np.zeros_like, params)  # what stop_gradient gives every table, and weight decay alone
+    updates, _ = optimizer.update(grads, optimizer.init(params), params)
+    np.testing.assert_array_equal(updates["embedding_static"], 0.0)
+    assert np.all(np.asarray(updates["dense"]["kernel"]) < 0)  # the trained leaves do decay
+    if embedding == "multichannel":
+        assert np.all(np.asarray(updates["embedding"]) < 0)
 
 
 def test_dev_selection_and_results(trained):

@@ -82,7 +82,18 @@ class ArrayBatcher:
         return next(self.eval_batches())
 
 
+def take_rows(array: jax.Array, rows_B: jax.Array) -> jax.Array:
+    """array[rows_B] along the example axis. A field of more than two dimensions is gathered from its
+    [N, everything else] view (a reshape, no copy): XLA:CPU vectorizes its loops along the minor
+    dimension, which for images [N, H, W, 1] is the channel of size 1, and the gather with the fusions
+    that read its output then ran as scalar code (benchmarks/results/vae_step_profile.md)."""
+    if array.ndim <= 2:
+        return jnp.take(array, rows_B, axis=0)
+    rows_BxF = jnp.take(array.reshape(array.shape[0], -1), rows_B, axis=0)
+    return rows_BxF.reshape(rows_B.shape + array.shape[1:])
+
+
 def _gather_rows(arrays: Mapping[str, jax.Array], rows_B: jax.Array, valid_B: jax.Array) -> Batch:
-    batch = {name: jnp.take(array, rows_B, axis=0) for name, array in arrays.items()}
+    batch = {name: take_rows(array, rows_B) for name, array in arrays.items()}
     batch["mask"] = jnp.asarray(valid_B, jnp.float32)
     return batch

@@ -66,7 +66,9 @@ class ElmanCell(nn.RNNCellBase):
         recurrent_kernel_init: initializer of ``W_hh`` (default orthogonal, which keeps the recurrent map
             norm-preserving at initialization and helps gradients flow through time).
         bias_init: initializer of ``b_ih`` and ``b_hh`` (default zeros).
-        carry_init: initializer of ``h_0`` (default zeros, as in the notes).
+        carry_init: the initializer :meth:`initialize_carry` (flax's cell API, e.g. ``nn.RNN``) draws
+            ``h_0`` from (default zeros, as in the notes); :class:`ElmanRNN` does not call it: its
+            ``h_0`` is its ``h0_BxH`` argument, zeros by default.
     """
 
     features: int

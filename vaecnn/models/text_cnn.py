@@ -54,8 +54,9 @@ Embedding modes (Kim, 2014, section 3.1)
 * ``"rand"``: table initialised uniformly in [-0.25, 0.25] and trained.
 * ``"static"``: table = ``pretrained``, kept fixed: the forward pass applies
   ``jax.lax.stop_gradient`` to the table, so its gradient is exactly zero. Plain SGD, Adam or
-  Adadelta then never change it; with *decoupled weight decay* (``optax.adamw``) a zero
-  gradient does not suffice: mask it out with :func:`trainable_mask`.
+  Adadelta then never change it; *decoupled weight decay* (``optax.adamw``) would, so the
+  experiments' optimizer gives the tables that :func:`trainable_mask` marks no update at all
+  (``make_text_optimizer`` in ``vaecnn.recipes.text_classifier``).
 * ``"non-static"``: table = ``pretrained``, fine-tuned.
 * ``"multichannel"``: two tables, both initialised from ``pretrained``: a static copy
   (``embedding_static``, stop_gradient) and a fine-tuned one (``embedding``). Every filter is
@@ -160,8 +161,10 @@ class TextCNN(nn.Module):
 
     Call ``model.apply(variables, tokens_BxT, deterministic=...)`` -> ``logits_BxK``; with
     ``deterministic=False`` pass ``rngs={"dropout": key}``. Intermediate tensors are sown in
-    the ``"intermediates"`` collection (``conv<i>`` (B, T-k+1, C), ``pool<i>`` (B, C),
-    ``concat`` (B, F), ``logits`` (B, K), ``softmax`` (B, K) for ``predict_proba*``).
+    the ``"intermediates"`` collection (``conv<i>`` (B, W, C) after the ReLU, with k = widths[i],
+    C = channels[i] and W = T + k - 1 if ``wide`` else max(T, max(widths)) - k + 1;
+    ``pool<i>`` (B, C), ``concat`` (B, F), ``logits`` (B, K), ``softmax`` (B, K) for
+    ``predict_proba*``).
     """
 
     num_classes: int

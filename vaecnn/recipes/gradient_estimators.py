@@ -178,8 +178,7 @@ def _measure(config: GradientEstimatorsConfig) -> dict[str, Any]:
                           "was measured; use a fresh --workdir")
     vconfig.save(config, config.workdir)
     table = markdown_table(lines, sample_sizes)
-    with open(os.path.join(config.workdir, "gradient_variance.md"), "w") as f:
-        f.write(table)
+    files.write_text(os.path.join(config.workdir, "gradient_variance.md"), table)
     plot(os.path.join(config.workdir, "gradient_variance.png"), lines, config.dataset)
     files.write_json(os.path.join(config.workdir, "gradient_variance.json"), {
         "measurements": lines, "num_estimates": config.num_estimates, "num_images": config.num_images,

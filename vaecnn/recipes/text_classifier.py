@@ -27,6 +27,7 @@ import os
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import jax
 import numpy as np
 import optax
 from absl import logging
@@ -40,7 +41,7 @@ from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeli
 from vaecnn.errors import ConfigError, DataError
 from vaecnn.memory import check_eval_fits_in_memory
 from vaecnn.models.rnn import RNNConfig
-from vaecnn.models.text_cnn import CNNConfig
+from vaecnn.models.text_cnn import CNNConfig, trainable_mask
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
 from vaecnn.train import TrainConfig
 
@@ -205,9 +206,15 @@ def load_splits(config: TextClassifierConfig) -> TextSplits:
 
 
 def make_text_optimizer(config: TextClassifierConfig, total_steps: int) -> optax.GradientTransformation:
-    """The configured optimizer, then the model's constraint (Kim's max-norm) as its last transformation."""
+    """The configured optimizer, then the model's constraint (Kim's max-norm) as its last transformation.
+    A fixed embedding table (`static`, `multichannel`) gets no update at all: its gradient is zero
+    (stop_gradient), but decoupled weight decay (`--optimizer=adamw`) would still shrink it."""
     optimizer = make_optimizer(config.optimizer, config.learning_rate, total_steps, config.lr_schedule,
                                config.warmup_steps, config.clip_norm, config.weight_decay)
+    if isinstance(config.model, CNNConfig) and config.model.embedding in ("static", "multichannel"):
+        optimizer = optax.multi_transform(
+            {"trained": optimizer, "fixed": optax.set_to_zero()},
+            lambda params: jax.tree.map(lambda trained: "trained" if trained else "fixed", trainable_mask(params)))
     constraint = config.model.constraint() if isinstance(config.model, CNNConfig) else None
     return optimizer if constraint is None else optax.chain(optimizer, constraint)
 

@@ -18,7 +18,7 @@ import jax
 import numpy as np
 from absl import logging
 
-from vaecnn import lifecycle
+from vaecnn import files, lifecycle
 from vaecnn.classification import ClassifierTask
 from vaecnn.data.text import PIPELINE_FILE, LoadReport, TextBatcher, TextPipeline
 from vaecnn.errors import ConfigError
@@ -76,7 +76,6 @@ def evaluate_file(workdir: str, path: str, output: str | None = None) -> dict[st
     lines = ["label\tpredicted\tprobability\tsentence"] + [
         f"{class_names[label]}\t{class_names[guess]}\t{proba_NxC[row, guess]:.4f}\t{text}"
         for row, (label, guess, text) in enumerate(zip(dataset.labels, predicted, dataset.texts))]
-    with open(output, "w", encoding="utf-8") as f:
-        f.write("\n".join(lines) + "\n")
+    files.write_text(output, "\n".join(lines) + "\n")
     return {"accuracy": float(np.mean(predicted == dataset.labels)), "count": len(dataset),
             "skipped": load_report.num_skipped(), "predictions_file": output}
