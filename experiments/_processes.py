@@ -6,6 +6,7 @@ import sys
 from absl import flags, logging
 
 from vaecnn import distributed
+from vaecnn.errors import UserError
 
 FLAGS = flags.FLAGS
 
@@ -36,8 +37,11 @@ def define() -> None:
 
 
 def _is_host_port(address: str) -> bool:
-    host, separator, port = address.rpartition(":")
-    return bool(separator and host.strip("[]") and port.isdigit() and 1 <= int(port) <= 65535)
+    try:
+        distributed.parse_host_port(address)
+    except UserError:
+        return False
+    return True
 
 
 def start() -> None:

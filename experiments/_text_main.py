@@ -45,6 +45,14 @@ def _sentences(arguments: list[str]) -> list[str]:
     return sentences
 
 
+def _accuracy(results) -> str:
+    """The headline figure: k-fold cross-validation accuracy as mean ± std, or the test accuracy."""
+    if "cv_accuracy_mean" in results:
+        return (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} ± "
+                f"{results['cv_accuracy_std']:.4f}")
+    return f"test accuracy {results['test_accuracy']:.4f}"
+
+
 def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
     """With --predict: one "label<TAB>probability<TAB>sentence" line per sentence. Otherwise trains and
     evaluates the configured model and prints one summary line."""
@@ -60,19 +68,12 @@ def main(resolve_config: Callable[[], TextClassifierConfig]) -> None:
         return
     if FLAGS.mode == "evaluate":
         results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_modes.given_settings(TextClassifierConfig))
-        accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} ± "
-                    f"{results['cv_accuracy_std']:.4f}" if "cv_accuracy_mean" in results
-                    else f"test accuracy {results['test_accuracy']:.4f}")
-        print(f"{accuracy} of the model in {FLAGS.workdir}")
+        print(f"{_accuracy(results)} of the model in {FLAGS.workdir}")
         return
     config = resolve_config()
     results = _modes.train(RECIPE, config)
     if results is None:  # --seeds: printed by _modes.train
         return
-    if "cv_accuracy_mean" in results:
-        accuracy = (f"{results['cv_folds']}-fold cross-validation accuracy {results['cv_accuracy_mean']:.4f} "
-                    f"± {results['cv_accuracy_std']:.4f}")
-    else:
-        accuracy = f"test accuracy {results['test_accuracy']:.4f} (epoch {results['selected_epoch']})"
-    print(f"{results['dataset']}: {accuracy}, {results['num_params']:,} parameters, "
+    epoch = "" if "cv_accuracy_mean" in results else f" (epoch {results['selected_epoch']})"
+    print(f"{results['dataset']}: {_accuracy(results)}{epoch}, {results['num_params']:,} parameters, "
           f"{results['train_seconds']:.0f} s training; results in {config.workdir}/results.json")

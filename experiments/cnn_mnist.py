@@ -24,13 +24,21 @@ flags.DEFINE_bool("arith_only", False, "Only print and write arithmetic.md (the 
 _modes.define_mode(["train", "evaluate"])
 
 
+def _per_model(results) -> list:
+    """Each trained model's results: both models' (--model=both) or the one's."""
+    return [results[name] for name in MODELS] if "test_accuracy" not in results else [results]
+
+
+def _accuracy(metrics) -> str:
+    return f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f})"
+
+
 def main(argv):
     del argv
     if FLAGS.mode == "evaluate":
         results = lifecycle.evaluate(RECIPE, FLAGS.workdir, overrides=_modes.given_settings(ImageClassifierConfig))
-        for metrics in ([results[name] for name in MODELS] if "test_accuracy" not in results else [results]):
-            print(f"{metrics['model']}: test accuracy {metrics['test_accuracy']:.4f} (loss {metrics['test_loss']:.4f}) "
-                  f"of the checkpoint of epoch {metrics['epoch']} in {FLAGS.workdir}")
+        for metrics in _per_model(results):
+            print(f"{_accuracy(metrics)} of the checkpoint of epoch {metrics['epoch']} in {FLAGS.workdir}")
         return
     text = arithmetic_report()
     if FLAGS.arith_only:
@@ -44,10 +52,9 @@ def main(argv):
     if results is None:  # --seeds: printed by _modes.train
         return
     files.write_text(os.path.join(config.workdir, "arithmetic.md"), text)
-    for results in ([results[name] for name in MODELS] if config.model == "both" else [results]):
-        print(f"{results['model']}: test accuracy {results['test_accuracy']:.4f} (loss {results['test_loss']:.4f}) "
-              f"after {results['epochs']} epochs, {results['num_params']:,} parameters, "
-              f"{results['train_seconds']:.0f} s of training")
+    for metrics in _per_model(results):
+        print(f"{_accuracy(metrics)} after {metrics['epochs']} epochs, {metrics['num_params']:,} parameters, "
+              f"{metrics['train_seconds']:.0f} s of training")
     print(f"results in {config.workdir}/" + ("comparison.md" if config.model == "both" else "results.json"))
 
 

@@ -15,6 +15,9 @@ import orbax.checkpoint as ocp
 import pytest
 from jax.sharding import SingleDeviceSharding
 
+from vaecnn import distributed
+from vaecnn.errors import UserError
+
 # Slow: end-to-end runs and subprocesses (./launch.sh test --quick leaves them out). One xdist group: the
 # two-process run below is made once, on one worker, for the tests that compare with it.
 pytestmark = [pytest.mark.slow, pytest.mark.xdist_group("distributed")]
@@ -95,6 +98,18 @@ def vae_two_processes(tmp_path_factory) -> tuple[str, str]:
     workdir = str(tmp_path_factory.mktemp("two") / "vae")
     out, _ = _finish(_processes([*VAE, "--epochs=3"], workdir))
     return workdir, out
+
+
+@pytest.mark.parametrize("address, expected", [("10.0.0.1:8476", ("10.0.0.1", 8476)), ("[::1]:1", ("::1", 1)),
+                                               ("localhost:65535", ("localhost", 65535))])
+def test_a_coordinator_address_is_split_into_host_and_port(address, expected):
+    assert distributed.parse_host_port(address) == expected
+
+
+@pytest.mark.parametrize("address", ["10.0.0.1", "10.0.0.1:", ":8476", "[]:8476", "host:0", "host:65536", "host:x"])
+def test_a_bad_coordinator_address_is_one_user_error(address):
+    with pytest.raises(UserError, match=r"expected host:port with a port in 1-65535"):
+        distributed.parse_host_port(address)
 
 
 def test_vae_two_processes_of_two_devices_equal_one_process_of_four(vae_two_processes, tmp_path):

@@ -77,18 +77,27 @@ def initialize(coordinator_address: str | None = None, num_processes: int | None
     return True
 
 
+def parse_host_port(address: str) -> tuple[str, int]:
+    """'host:port' (an IPv6 host in brackets: '[::1]:8476') -> (host, port); UserError unless the host is
+    not empty and the port is in 1-65535."""
+    host, separator, port = address.rpartition(":")
+    host = host.strip("[]")
+    if not (separator and host and port.isdigit() and 1 <= int(port) <= 65535):
+        raise UserError(f"--coordinator_address={address}: expected host:port with a port in 1-65535, "
+                        "e.g. 10.0.0.1:8476")
+    return host, int(port)
+
+
 def _wait_for_coordinator(address: str, process_id: int, timeout_seconds: int) -> None:
     """Until process 0's coordinator accepts a connection; a UserError after `timeout_seconds`.
 
     Why here: jax.distributed aborts the whole process (a C++ fatal error and a stack trace, no Python
     exception) when the coordinator never answers; checking first turns that into one line."""
-    host, _, port = address.rpartition(":")
-    if not host or not port.isdigit():
-        raise UserError(f"--coordinator_address={address}: expected host:port, e.g. 10.0.0.1:8476")
+    host, port = parse_host_port(address)
     deadline = time.monotonic() + timeout_seconds
     while True:
         try:
-            socket.create_connection((host, int(port)), timeout=2).close()
+            socket.create_connection((host, port), timeout=2).close()
             return
         except OSError as error:
             if time.monotonic() > deadline:
