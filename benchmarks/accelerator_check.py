@@ -9,6 +9,7 @@ under a minute. Seconds are the recipe's own (time in training programs, compila
 """
 
 import os
+import statistics
 import tempfile
 
 import jax
@@ -38,9 +39,9 @@ def main(argv):
     epochs = [{"epoch": line["epoch"], "seconds": line["epoch_seconds"], "compile_seconds": line["compile_seconds"],
                "examples_per_second": line["train/count"] / line["epoch_seconds"],
                "test_neg_elbo": line["test/neg_elbo"]} for line in lines]
-    later = sorted(epoch["seconds"] for epoch in epochs[1:]) or [epochs[0]["seconds"]]
+    later = [epoch["seconds"] for epoch in epochs[1:]] or [epochs[0]["seconds"]]  # after the compiling epoch
     summary = {"platform": platform, "devices": [str(d) for d in jax.devices()], "epochs": epochs,
-               "train_seconds": results["train_seconds"], "median_epoch_seconds_after_first": later[len(later) // 2],
+               "train_seconds": results["train_seconds"], "median_epoch_seconds_after_first": statistics.median(later),
                "test_neg_elbo": results["test_neg_elbo"], "hardware": hardware.describe(), "jax": jax.__version__}
     output = FLAGS.output or f"benchmarks/results/accelerator_check_{platform}.json"
     files.write_json(output, summary)
