@@ -509,7 +509,8 @@ def _likelihood_curves(store: Store) -> dict[str, dict[str, Any]]:
 def _curves_digest(runs: Mapping[str, Mapping[str, Any]], papers: Mapping[str, Any]) -> str:
     """SHA-256 of what the curves' picture shows: stamped in the PNG, so a stale picture is found by reading
     the stamp, whatever the matplotlib version that drew it."""
-    shown = {preset: [results["curve"], machine(results.get("hardware") or {})] for preset, results in runs.items()}
+    shown = {preset: [results["curve"], machine(results.get("hardware") or {}), results.get("in_progress")]
+             for preset, results in runs.items()}
     shown["papers"] = [papers["figures"][key] for key in CURVE_PAPER_FIGURES]
     return hashlib.sha256(json.dumps(shown, sort_keys=True).encode()).hexdigest()
 
@@ -541,6 +542,8 @@ def draw_likelihood_curves(root: str) -> str | None:
     for preset, results in runs.items():
         curve = results["curve"]
         label = f"{preset} (k = {curve[-1]['iw_samples']:,})"
+        if results.get("in_progress"):
+            label += ", still training"
         by_epoch.plot([p["epoch"] for p in curve], [p["test_nll_iw"] for p in curve], marker="o", label=label)
         by_time.plot([p["train_seconds"] / 3600 for p in curve], [p["test_nll_iw"] for p in curve], marker="o")
     for key in CURVE_PAPER_FIGURES:
@@ -554,7 +557,7 @@ def draw_likelihood_curves(root: str) -> str | None:
     by_epoch.set_xlabel("epoch")
     by_time.set_xlabel("training hours on\n" + "\n".join(machines), fontsize=8)
     by_epoch.set_ylabel("test −log p(x) (nats)")
-    by_epoch.legend(fontsize=8)
+    by_epoch.legend(fontsize=7, loc="upper right")
     for axes in (by_epoch, by_time):
         axes.grid(alpha=0.3)
         axes.set_xlim(left=0)
