@@ -652,7 +652,8 @@ def _run_in_progress(run_dir: str) -> dict[str, Any]:
     figures = {key: value for key, value in evaluations[epoch].items() if key.startswith("test_")}
     return {**figures, "epochs": epoch, "selected_epoch": epoch, "train_seconds": seconds.get(epoch),
             "hardware": evaluations[epoch].get("hardware", {}), "config": config,
-            "in_progress": {"epochs_trained": max(seconds, default=epoch),  # an older flat config: "epochs"
+            "in_progress": {"epochs_trained": max(seconds, default=epoch),
+                            # A config.json of the older flat layout holds "epochs" at its top.
                             "epochs_planned": (config.get("train") or {}).get("epochs", config.get("epochs"))}}
 
 
