@@ -12,7 +12,7 @@ import flax.linen as nn
 import numpy as np
 import pytest
 
-from vaecnn import evaluation, lifecycle, rng, sharding
+from vaecnn import evaluation, lifecycle, memory, rng, sharding
 from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
 from vaecnn.data.batching import ArrayBatcher
@@ -57,9 +57,8 @@ class LogisticRecipe(lifecycle.RecipeBase[LogisticConfig]):
         return {"test_accuracy": fit.history[-1]["test/accuracy"]}
 
     def evaluate(self, built, config, params, mesh):
-        metrics = evaluation.evaluate(evaluation.make_eval_step(built.task, mesh), params, built.eval_data["test"],
-                                      rng.stream(config.train.seed, "evaluation"), sharding.batch_sharded(mesh))
-        return {"test_accuracy": metrics["accuracy"]}
+        return {"test_accuracy": lifecycle.test_metrics(built.task, params, built.eval_data["test"], config.train.seed,
+                                                        mesh)["accuracy"]}
 # --------------------------------------------------------------------------------------------------------
 
 
@@ -111,6 +110,19 @@ def test_restore_names_a_checkpoint_of_another_model(trained):
 
     with pytest.raises(CheckpointError, match="belongs to another model"):
         lifecycle.restore(TwoLayerRecipe(), trained[0].workdir)
+
+
+def test_test_metrics_is_the_evaluation_pass_with_the_run_key_after_a_memory_check(trained, monkeypatch):
+    restored = lifecycle.restore(LogisticRecipe(), trained[0].workdir)
+    mesh, batcher, seed = sharding.data_mesh(), restored.built.eval_data["test"], restored.config.train.seed
+    metrics = lifecycle.test_metrics(restored.built.task, restored.params, batcher, seed, mesh)
+    by_hand = evaluation.evaluate(evaluation.make_eval_step(restored.built.task, mesh), restored.params, batcher,
+                                  rng.stream(seed, "evaluation"), sharding.batch_sharded(mesh))
+    assert metrics == by_hand and metrics["accuracy"] == trained[1]["test_accuracy"]
+    # A device with almost nothing free: stopped before the pass, naming the flags that shrink it.
+    monkeypatch.setattr(memory, "free_memory_bytes", lambda device: 1024)
+    with pytest.raises(ConfigError, match=r"one evaluation step on the largest batch .* --eval_batch_size"):
+        lifecycle.test_metrics(restored.built.task, restored.params, batcher, seed, mesh)
 
 
 def test_summarize_takes_every_shared_number_nested_ones_by_path():

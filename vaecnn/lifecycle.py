@@ -9,6 +9,8 @@ here, once, for every experiment and every mode:
     restore(recipe, workdir)             (config, built, parameters, epoch): parameters from the model
                                          alone, no optimizer or training data
     evaluate(recipe, workdir)            the run's figures again, from one of its checkpoints
+    test_metrics(task, params, ...)      a recipe's test pass: the memory check, then the metrics with
+                                         the run's evaluation key
     run(recipe, config, seeds=...)       the run, or its sub-runs (cross-validation folds, models), and
                                          with seeds one per seed: each in a folder of its own, resumable,
                                          their results combined; they nest (seed_k/fold_j)
@@ -32,12 +34,13 @@ import jax
 import numpy as np
 import optax
 
-from vaecnn import arith, files, hardware, preemption, sharding, train, workdir
+from vaecnn import arith, evaluation, files, hardware, preemption, rng, sharding, train, workdir
 from vaecnn import config as vconfig
 from vaecnn.checkpoints import Checkpointer, leaves_by_path, path_parts
 from vaecnn.engine import Batch, Params, Task, TrainingData
 from vaecnn.errors import CheckpointError, ConfigError
 from vaecnn.events import EventWriter, open_events
+from vaecnn.memory import check_eval_fits_in_memory
 
 C = TypeVar("C")
 EpochHook = Callable[[int, Params], bool | None]
@@ -212,6 +215,16 @@ def evaluate(recipe: Recipe[C], run_dir: str, *, epoch: int | None = None,
         mesh = sharding.data_mesh()
         restored = restore(recipe, run_dir, epoch=epoch, overrides=overrides, mesh=mesh)
         return {**recipe.evaluate(restored.built, restored.config, restored.params, mesh), "epoch": restored.epoch}
+
+
+def test_metrics(task: Task, params: Params, batcher: evaluation.Batcher, seed: int,
+                 mesh: jax.sharding.Mesh) -> dict[str, float]:
+    """The task's metrics (per-example means) over one pass of `batcher`, with the run's evaluation key:
+    the same parameters always get the same numbers. A ConfigError first when its largest batch cannot fit
+    in memory (evaluate mode and a text run's test split pass no memory check in the train loop)."""
+    eval_step, key = evaluation.make_eval_step(task, mesh), rng.stream(seed, "evaluation")
+    check_eval_fits_in_memory(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
+    return evaluation.evaluate(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
 
 
 def run(recipe: Recipe[C], config: C, *, seeds: Sequence[int] = (), allow_changes: Sequence[str] = (),

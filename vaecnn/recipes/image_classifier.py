@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 from absl import logging
 
-from vaecnn import arith, evaluation, files, lifecycle, plots, rng, sharding
+from vaecnn import arith, files, lifecycle, plots, sharding
 from vaecnn import config as vconfig
 from vaecnn.config import option
 from vaecnn.classification import ClassifierTask
@@ -151,8 +151,7 @@ class ImageClassifierRecipe(lifecycle.RecipeBase[ImageClassifierConfig]):
 
     def evaluate(self, built, config: ImageClassifierConfig, params, mesh) -> dict[str, Any]:
         """The test accuracy and loss: results.json's own for the newest checkpoint."""
-        metrics = evaluation.evaluate(evaluation.make_eval_step(built.task, mesh), params, built.eval_data["test"],
-                                      rng.stream(config.train.seed, "evaluation"), sharding.batch_sharded(mesh))
+        metrics = lifecycle.test_metrics(built.task, params, built.eval_data["test"], config.train.seed, mesh)
         return {"model": config.model, "test_accuracy": metrics["accuracy"], "test_loss": metrics["loss"]}
 
 

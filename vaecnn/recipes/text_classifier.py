@@ -32,14 +32,13 @@ import numpy as np
 import optax
 from absl import logging
 
-from vaecnn import embeddings, evaluation, lifecycle, rng, sharding
+from vaecnn import embeddings, lifecycle, rng, sharding
 from vaecnn import config as vconfig
 from vaecnn.classification import ClassifierTask
 from vaecnn.config import option
 from vaecnn.data.text import (TEXT_DATASETS, LoadReport, TextDataset, TextPipeline, TextSplits, Vocabulary,
                               load_text_dataset, read_glue_tsv, read_kim_lines, stratified_kfold)
 from vaecnn.errors import ConfigError, DataError
-from vaecnn.memory import check_eval_fits_in_memory
 from vaecnn.models.rnn import RNNConfig
 from vaecnn.models.text_cnn import CNNConfig, trainable_mask
 from vaecnn.optim import OPTIMIZERS, SCHEDULES, make_optimizer
@@ -327,7 +326,7 @@ class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
                                                                      "pipeline": pipeline})
 
     def results(self, built, config: TextClassifierConfig, fit, mesh) -> dict[str, Any]:
-        test = _test_metrics(built.task, fit.params, built.family["test"], config, mesh)
+        test = lifecycle.test_metrics(built.task, fit.params, built.family["test"], config.train.seed, mesh)
         selected = fit.history[fit.selected_epoch - 1]
         logging.info("%stest accuracy %.4f with the parameters of epoch %d", _tag(config), test["accuracy"],
                      fit.selected_epoch)
@@ -346,14 +345,8 @@ class TextClassifierRecipe(lifecycle.RecipeBase[TextClassifierConfig]):
         test_set = run_splits(config, load_splits(config)).test
         batcher = pipeline.batcher(pipeline.encode(test_set),
                                    sharding.round_up_to_devices(config.train.eval_batch_size, mesh))
-        test = _test_metrics(built.task, params, batcher, config, mesh)
+        test = lifecycle.test_metrics(built.task, params, batcher, config.train.seed, mesh)
         return {"test_accuracy": test["accuracy"], "test_loss": test["loss"], "test_count": test["count"]}
-
-
-def _test_metrics(task: ClassifierTask, params, batcher, config: TextClassifierConfig, mesh) -> dict[str, float]:
-    eval_step, key = evaluation.make_eval_step(task, mesh), rng.stream(config.train.seed, "evaluation")
-    check_eval_fits_in_memory(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
-    return evaluation.evaluate(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
 
 
 RECIPE = TextClassifierRecipe()

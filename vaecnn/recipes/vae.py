@@ -387,9 +387,7 @@ class VAERecipe(lifecycle.RecipeBase[VAEConfig]):
     def evaluate(self, built, config: VAEConfig, params, mesh) -> dict[str, Any]:
         """The test -ELBO, reconstruction and KL (nats per example; results.json's own for the newest
         checkpoint) and, with eval_iw_samples = k > 0, the k-sample estimate of -log p(x)."""
-        epoch_metrics = evaluation.evaluate(evaluation.make_eval_step(built.task, mesh), params,
-                                            built.eval_data["test"], rng.stream(config.train.seed, "evaluation"),
-                                            sharding.batch_sharded(mesh))
+        epoch_metrics = lifecycle.test_metrics(built.task, params, built.eval_data["test"], config.train.seed, mesh)
         results = {"test_neg_elbo": epoch_metrics["neg_elbo"], "test_recon": epoch_metrics["recon"],
                    "test_kl": epoch_metrics["kl"],
                    **({"test_neg_iwae": epoch_metrics["neg_iwae"]} if config.objective == "iwae" else {})}
