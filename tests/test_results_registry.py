@@ -180,3 +180,11 @@ def test_the_paper_s_figure_is_placed_in_standard_errors_of_the_mean():
     assert registry._versus_paper(values, 84.31) == "; above the mean by 2.0 SE"
     assert registry._versus_paper(values, 79.69) == "; below the mean by 2.0 SE"
     assert registry._versus_paper([80.0], 90.0) == ""  # one run has no standard error
+
+
+def test_the_curves_picture_shows_every_paper_line_even_below_every_curve():
+    papers = {"figures": {key: {"value": 80.0 + index} for index, key in enumerate(registry.CURVE_PAPER_FIGURES)}}
+    runs = {"a": {"curve": [{"test_nll_iw": 90.0}, {"test_nll_iw": 86.0}]}, "b": {"curve": [{"test_nll_iw": 88.0}]}}
+    low, high = registry._curves_y_range(runs, papers)
+    assert low < 80.0 and high > 90.0  # the lowest paper line and the highest curve point, each inside
+    assert (low, high) == pytest.approx((80.0 - 0.5, 90.0 + 0.5))  # a 5% margin of the 10-nat span

@@ -525,6 +525,15 @@ def _picture_stamp(path: str) -> str | None:
         return None
 
 
+def _curves_y_range(runs: Mapping[str, Mapping[str, Any]], papers: Mapping[str, Any]) -> tuple[float, float]:
+    """The picture's y range: every curve point and every paper's line, with a 5% margin. Matplotlib's
+    autoscaling follows the curves only, so a paper's figure below them would fall off the picture."""
+    shown = [point["test_nll_iw"] for results in runs.values() for point in results["curve"]] + \
+        [papers["figures"][key]["value"] for key in CURVE_PAPER_FIGURES]
+    margin = 0.05 * (max(shown) - min(shown) or 1.0)
+    return min(shown) - margin, max(shown) + margin
+
+
 def draw_likelihood_curves(root: str) -> str | None:
     """Draws CURVES_PICTURE where its data changed: test −log p(x) of every likelihood run's curve against
     its epochs and its training hours, with the papers' likelihood figures as dashed lines. Returns the
@@ -546,6 +555,7 @@ def draw_likelihood_curves(root: str) -> str | None:
             label += ", still training"
         by_epoch.plot([p["epoch"] for p in curve], [p["test_nll_iw"] for p in curve], marker="o", label=label)
         by_time.plot([p["train_seconds"] / 3600 for p in curve], [p["test_nll_iw"] for p in curve], marker="o")
+    by_epoch.set_ylim(*_curves_y_range(runs, papers))
     for key in CURVE_PAPER_FIGURES:
         paper = papers["figures"][key]
         for axes in (by_epoch, by_time):
