@@ -222,9 +222,10 @@ def test_metrics(task: Task, params: Params, batcher: evaluation.Batcher, seed: 
     """The task's metrics (per-example means) over one pass of `batcher`, with the run's evaluation key:
     the same parameters always get the same numbers. A ConfigError first when its largest batch cannot fit
     in memory (evaluate mode and a text run's test split pass no memory check in the train loop)."""
-    eval_step, key = evaluation.make_eval_step(task, mesh), rng.stream(seed, "evaluation")
-    check_eval_fits_in_memory(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
-    return evaluation.evaluate(eval_step, params, batcher, key, sharding.batch_sharded(mesh))
+    eval_step, key, batch_sharding = evaluation.make_eval_step(task, mesh), rng.stream(seed, "evaluation"), \
+        sharding.batch_sharded(mesh)
+    check_eval_fits_in_memory(eval_step, params, batcher, key, batch_sharding)
+    return evaluation.evaluate(eval_step, params, batcher, key, batch_sharding)
 
 
 def run(recipe: Recipe[C], config: C, *, seeds: Sequence[int] = (), allow_changes: Sequence[str] = (),
